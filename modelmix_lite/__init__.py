@@ -1,0 +1,1 @@
+"""modelmix_lite."""
