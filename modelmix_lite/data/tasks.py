@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 UNANNOTATED: int = 255
 """Canonical value of an unannotated scribble pixel (the ``ignore_index`` of the losses)."""
@@ -92,12 +92,15 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
-def get_task(name: str) -> TaskSpec:
-    """Return the :class:`TaskSpec` called ``name``, or raise a :class:`KeyError` listing the known tasks."""
+def get_task(task: str | TaskSpec) -> TaskSpec:
+    """Return the :class:`TaskSpec` called ``task`` (a spec passes through), or raise a
+    :class:`ConfigError` listing the known tasks."""
+    if isinstance(task, TaskSpec):
+        return task
     try:
-        return TASKS[name.lower()]
+        return TASKS[task.lower()]
     except KeyError:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
+        raise ConfigError(f"task: unknown task {task!r}; known tasks: {', '.join(TASKS)}") from None
 
 
 def map_labels(raw: np.ndarray, mapping: dict[int, int], path: str | Path = "<array>") -> np.ndarray:
@@ -135,10 +138,15 @@ def unmap_labels(canonical: np.ndarray, task: TaskSpec) -> np.ndarray:
     Where several raw values map to one class, the first listed in ``task.gt_map`` wins
     (e.g. MSCMR writes 0-3, MyoPS writes 0/200/500/1220/2221).
     """
+    canonical = np.asarray(canonical)
+    if canonical.size and int(canonical.max()) >= task.n_classes:
+        raise DataError(
+            f"{task.name}: canonical labels must be < {task.n_classes}; found {int(canonical.max())}"
+        )
     inverse: dict[int, int] = {}
     for raw, canon in task.gt_map.items():
         inverse.setdefault(canon, raw)
     lut = np.zeros(256, dtype=np.int32)
     for canon, raw in inverse.items():
         lut[canon] = raw
-    return lut[np.asarray(canonical, dtype=np.uint8)]
+    return lut[canonical.astype(np.uint8)]

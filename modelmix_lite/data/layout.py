@@ -1,0 +1,438 @@
+"""The official folder layouts of ACDC, MSCMRseg and MyoPS: find a dataset, pair its files, write cases.
+
+This is the one module that knows folder and file names, in both directions (reading and writing).
+A *data root* holds any of ``ACDC_dataset/``, ``MSCMR_dataset/``, ``MyoPS/`` (+ ``MyoPS_scribbles/``)::
+
+    ACDC_dataset/{train,val,TestSet}/images/patientXXX_frameYY.nii.gz
+        train/labels/patientXXX_frameYY_scribble.nii.gz       (+ optional _gt)
+        {val,TestSet}/labels/patientXXX_frameYY_gt.nii.gz     weak_labels/patientXXX_frameYY_scribble.nii.gz
+    MSCMR_dataset/{train,val,TestSet}/images/subjectN_DE.nii.gz
+        train/labels/subjectN_DE_scribble.nii.gz              (+ optional _manual)
+        {val,TestSet}/labels/subjectN_DE_manual.nii.gz        (+ optional _scribble)
+    MyoPS/train/myops_training_XXX_{C0,DE,T2}.nii.gz          train_gd/myops_training_XXX_gd.nii.gz
+    MyoPS/train20.txt  MyoPS/validation5.txt                  (lines: img_prefix gt_prefix z)
+    MyoPS/test.csv                                            (file_name,stage,dx,dy,dz)
+    MyoPS/test/myops_test_2XX_{C0,DE,T2}.nii.gz               test_gd/myops_test_2XX_gd.nii.gz (optional)
+    MyoPS_scribbles/myops_training_XXX_gd.nii.gz              (scribbles of training subjects)
+
+Files are paired by subject name, never by sorted position. Splits are ``train``/``val``/``test``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .nifti import load_nifti, save_nifti
+from .tasks import UNANNOTATED, TaskSpec, get_task, unmap_labels
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+SPLIT_FOLDERS: dict[str, str] = {"train": "train", "val": "val", "test": "TestSet"}
+"""On-disk split folder names of ACDC and MSCMR."""
+MYOPS_LISTS: dict[str, str] = {"train": "train20.txt", "val": "validation5.txt"}
+MYOPS_TEST_CSV = "test.csv"
+MYOPS_SCRIBBLES = "MyoPS_scribbles"
+EXT = ".nii.gz"
+
+SUBJECT_PATTERNS: dict[str, re.Pattern[str]] = {
+    "acdc": re.compile(r"patient\d{3}_frame\d{2}"),
+    "mscmr": re.compile(r"subject\d+_DE"),
+    "myops": re.compile(r"myops_training_\d{3}"),
+    "myops_test": re.compile(r"myops_test_\d{3}"),
+}
+IMAGE_DTYPES: dict[str, type] = {
+    "cine": np.int16,
+    "LGE": np.int16,
+    "C0": np.uint16,
+    "DE": np.uint16,
+    "T2": np.float32,
+}
+"""Stored dtype of each sequence written by :func:`write_case` (real files mix integer and float)."""
+
+
+@dataclass(frozen=True)
+class CaseFiles:
+    """The files of one case.
+
+    Attributes:
+        task: task name (``acdc``, ``mscmr``, ``myops``).
+        subject: case id (``patient001_frame01``, ``subject13_DE``, ``myops_training_102``).
+        split: ``train``, ``val`` or ``test``.
+        images: one path per sequence, in ``TaskSpec.sequences`` order.
+        label: ground-truth file, or ``None``.
+        scribble: scribble file, or ``None``.
+    """
+
+    task: str
+    subject: str
+    split: str
+    images: tuple[Path, ...]
+    label: Path | None
+    scribble: Path | None
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ConfigError(f"split: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+
+
+def _natural_key(name: str) -> list[int | str]:
+    """Sort key that orders ``subject2`` before ``subject10``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _subject_pattern(spec: TaskSpec, split: str) -> re.Pattern[str]:
+    return SUBJECT_PATTERNS["myops_test" if spec.name == "myops" and split == "test" else spec.name]
+
+
+def _nifti_files(folder: Path) -> list[Path]:
+    """NIfTI files in ``folder`` (hidden files, e.g. unfinished atomic writes, are skipped)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name.endswith((".nii.gz", ".nii")) and not p.name.startswith("."))
+
+
+def find_dataset_root(task: str, root: str | Path) -> Path:
+    """Return the dataset folder of ``task`` given a data root or the dataset folder itself.
+
+    Raises:
+        DataError: ``root`` does not exist, or neither it nor its child is the expected folder.
+    """
+    spec, root = get_task(task), Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data root not found (expected a folder holding {spec.folder}/)")
+    if root.name == spec.folder:
+        return root
+    if (root / spec.folder).is_dir():
+        return root / spec.folder
+    found = sorted(p.name for p in root.iterdir())
+    raise DataError(
+        f"{root}: expected the {spec.title} folder {spec.folder}/ here (or this path to be it); "
+        f"found {found[:20]}"
+    )
+
+
+def _dataset_dir_for_write(spec: TaskSpec, root: str | Path) -> Path:
+    root = Path(root)
+    return root if root.name == spec.folder else root / spec.folder
+
+
+def _expected_files(spec: TaskSpec, dataset: Path, split: str, subject: str) -> CaseFiles:
+    """Where every file of ``subject`` lives (whether or not it exists)."""
+    if spec.name == "myops":
+        images_dir, gt_dir = ("test", "test_gd") if split == "test" else ("train", "train_gd")
+        scribble = None if split == "test" else dataset.parent / MYOPS_SCRIBBLES / f"{subject}_gd{EXT}"
+        return CaseFiles(
+            task=spec.name,
+            subject=subject,
+            split=split,
+            images=tuple(dataset / images_dir / f"{subject}_{seq}{EXT}" for seq in spec.sequences),
+            label=dataset / gt_dir / f"{subject}_gd{EXT}",
+            scribble=scribble,
+        )
+    split_dir = dataset / SPLIT_FOLDERS[split]
+    gt_suffix = "_gt" if spec.name == "acdc" else "_manual"
+    scribble_dir = "weak_labels" if spec.name == "acdc" and split != "train" else "labels"
+    return CaseFiles(
+        task=spec.name,
+        subject=subject,
+        split=split,
+        images=(split_dir / "images" / f"{subject}{EXT}",),
+        label=split_dir / "labels" / f"{subject}{gt_suffix}{EXT}",
+        scribble=split_dir / scribble_dir / f"{subject}_scribble{EXT}",
+    )
+
+
+def _pair(expected: CaseFiles, required: str | None, use_scribble: bool) -> tuple[CaseFiles | None, list[str]]:
+    """Keep the partner files that exist; a missing image or required partner is a problem."""
+    problems = [f"{p}: image file not found" for p in expected.images if not p.is_file()]
+    label = expected.label if expected.label.is_file() else None
+    scribble = expected.scribble if use_scribble and expected.scribble and expected.scribble.is_file() else None
+    if required == "label" and label is None:
+        problems.append(f"{expected.images[0]}: ground truth {expected.label} not found")
+    if required == "scribble" and scribble is None:
+        problems.append(f"{expected.images[0]}: scribble {expected.scribble} not found")
+    if problems:
+        return None, problems
+    return CaseFiles(expected.task, expected.subject, expected.split, expected.images, label, scribble), []
+
+
+def _files_of(expected: CaseFiles) -> set[Path | None]:
+    return {*expected.images, expected.label, expected.scribble}
+
+
+def _unused_files(folders: list[Path], used: set[Path | None], pattern: re.Pattern[str], known: set[str],
+                  orphan: Callable[[str], str]) -> list[str]:
+    """A problem for every NIfTI file in ``folders`` that no case uses.
+
+    ``orphan(subject)`` says why a file of a subject outside ``known`` is unused; any other unused file
+    has an unexpected name.
+    """
+    problems = []
+    for f in (f for folder in folders for f in _nifti_files(folder) if f not in used):
+        match = pattern.match(f.name)
+        unknown = match is not None and match.group(0) not in known
+        problems.append(f"{f}: {orphan(match.group(0)) if unknown else 'unexpected file name for this folder'}")
+    return problems
+
+
+def _scan_folder_layout(spec: TaskSpec, dataset: Path, split: str) -> tuple[list[CaseFiles], list[str]]:
+    split_dir = dataset / SPLIT_FOLDERS[split]
+    images_dir = split_dir / "images"
+    if not images_dir.is_dir():
+        raise DataError(f"{images_dir}: {split} images folder not found")
+    pattern, problems, subjects = _subject_pattern(spec, split), [], []
+    for f in _nifti_files(images_dir):
+        stem = f.name[: -len(EXT)] if f.name.endswith(EXT) else None
+        if stem is not None and pattern.fullmatch(stem):
+            subjects.append(stem)
+        else:
+            problems.append(f"{f}: unexpected image file name (expected like {pattern.pattern}{EXT})")
+    required = "scribble" if split == "train" else "label"
+    cases, used = [], set()
+    for subject in sorted(subjects, key=_natural_key):
+        expected = _expected_files(spec, dataset, split, subject)
+        used |= _files_of(expected)
+        case, case_problems = _pair(expected, required, use_scribble=True)
+        problems += case_problems
+        cases += [case] if case else []
+    problems += _unused_files(
+        [split_dir / "labels", split_dir / "weak_labels"], used, pattern, set(subjects),
+        lambda subject: f"no matching image {images_dir / (subject + EXT)}",
+    )
+    return cases, problems
+
+
+def _read_myops_list(path: Path) -> list[str]:
+    """Subjects of a ``train20.txt``/``validation5.txt`` list (lines: ``img_prefix gt_prefix z``)."""
+    if not path.is_file():
+        raise DataError(f"{path}: MyoPS split list not found")
+    subjects: list[str] = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 3 or not fields[2].isdigit():
+            raise DataError(f"{path}:{number}: expected 'img_prefix gt_prefix z', got {line.strip()!r}")
+        subject, gt = Path(fields[0]).name, Path(fields[1]).name
+        if not SUBJECT_PATTERNS["myops"].fullmatch(subject) or gt not in (subject, f"{subject}_gd"):
+            raise DataError(f"{path}:{number}: bad prefixes {fields[0]!r} {fields[1]!r}")
+        if subject not in subjects:
+            subjects.append(subject)
+    return subjects
+
+
+def _read_myops_test_csv(path: Path) -> list[str]:
+    """Subjects of ``test.csv`` (header ``file_name,stage,dx,dy,dz``)."""
+    if not path.is_file():
+        raise DataError(f"{path}: MyoPS test list not found")
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if rows and "file_name" not in rows[0]:
+        raise DataError(f"{path}: expected a header 'file_name,stage,dx,dy,dz'")
+    subjects = [Path(row["file_name"]).name for row in rows]
+    bad = [s for s in subjects if not SUBJECT_PATTERNS["myops_test"].fullmatch(s)]
+    if bad:
+        raise DataError(f"{path}: bad file_name values {bad} (expected like myops_test_201)")
+    return subjects
+
+
+def _scan_myops(spec: TaskSpec, dataset: Path, split: str) -> tuple[list[CaseFiles], list[str]]:
+    if split == "test":
+        members = {"test": _read_myops_test_csv(dataset / MYOPS_TEST_CSV)}
+        folders, lists = [dataset / "test", dataset / "test_gd"], MYOPS_TEST_CSV
+    else:
+        members = {name: _read_myops_list(dataset / MYOPS_LISTS[name]) for name in MYOPS_LISTS}
+        # Files in the folders shared by train and val are checked once, with the train split.
+        shared = [dataset / "train", dataset / "train_gd", dataset.parent / MYOPS_SCRIBBLES]
+        folders = shared if split == "train" else []
+        lists = " or ".join(MYOPS_LISTS.values())
+    problems = [
+        f"{dataset / MYOPS_LISTS['val']}: {s} is also listed in {MYOPS_LISTS['train']}"
+        for s in members.get("val", [])
+        if split == "train" and s in members["train"]
+    ]
+    required = {"train": "scribble", "val": "label", "test": None}[split]
+    cases = []
+    for subject in sorted(members[split], key=_natural_key):
+        case, case_problems = _pair(_expected_files(spec, dataset, split, subject), required, split == "train")
+        problems += case_problems
+        cases += [case] if case else []
+    listed = {s for subjects in members.values() for s in subjects}
+    used = set()
+    for name, subjects in members.items():
+        used |= {f for s in subjects for f in _files_of(_expected_files(spec, dataset, name, s))}
+    problems += _unused_files(
+        folders, used, _subject_pattern(spec, split), listed, lambda s: f"subject {s} is not listed in {lists}"
+    )
+    return cases, problems
+
+
+def scan_split(task: str, root: str | Path, split: str) -> tuple[list[CaseFiles], list[str]]:
+    """Pair the files of one split by subject name, collecting problems instead of raising.
+
+    Returns:
+        the complete cases, and one message per problem (each starting with the file it is about):
+        an image without its required partner (train: scribble; val/test: ground truth, except MyoPS
+        test), a label or scribble without an image, an unexpected file name.
+
+    Raises:
+        DataError: the dataset, split folder or split list is missing or malformed.
+    """
+    spec = get_task(task)
+    _check_split(split)
+    dataset = find_dataset_root(task, root)
+    scan = _scan_myops if spec.name == "myops" else _scan_folder_layout
+    return scan(spec, dataset, split)
+
+
+def list_cases(task: str, root: str | Path, split: str) -> list[CaseFiles]:
+    """The cases of one split, paired by subject name, in natural subject order.
+
+    Raises:
+        DataError: on any problem found by :func:`scan_split` (all of them, one per line).
+    """
+    cases, problems = scan_split(task, root, split)
+    if problems:
+        raise DataError("\n".join(problems))
+    return cases
+
+
+def _raw_scribble_lut(spec: TaskSpec) -> dict[int, int]:
+    """Canonical scribble value -> raw value written (the first raw value listed for it)."""
+    inverse: dict[int, int] = {}
+    for raw, canonical in spec.scribble_map.items():
+        inverse.setdefault(canonical, raw)
+    return inverse
+
+
+def _check_labels(values: np.ndarray, allowed: set[int], what: str, subject: str) -> None:
+    found = set(np.unique(values).tolist())
+    if not found <= allowed:
+        raise DataError(f"{subject}: {what} has values {sorted(found - allowed)} outside {sorted(allowed)}")
+
+
+def _to_raw_image(channel: np.ndarray, dtype: type, path: Path) -> np.ndarray:
+    if np.dtype(dtype).kind == "f":
+        return channel.astype(dtype)
+    info = np.iinfo(dtype)
+    rounded = np.rint(channel)
+    if rounded.min() < info.min or rounded.max() > info.max:
+        raise DataError(
+            f"{path}: image values [{channel.min():g}, {channel.max():g}] do not fit the stored {np.dtype(dtype)}"
+        )
+    return rounded.astype(dtype)
+
+
+def write_case(
+    task: str,
+    root: str | Path,
+    split: str,
+    subject: str,
+    image: np.ndarray,
+    spacing: tuple[float, float, float],
+    label: np.ndarray | None = None,
+    scribble: np.ndarray | None = None,
+    affine: np.ndarray | None = None,
+) -> dict[str, Path]:
+    """Write one case in the official layout and raw encodings; the inverse of reading it.
+
+    Images are stored per :data:`IMAGE_DTYPES` (integer types are rounded); ground truth via
+    :func:`tasks.unmap_labels`; scribbles with ``UNANNOTATED`` as 4 (ACDC/MSCMR) or 0 (MyoPS, whose
+    background scribble is 3000). MyoPS scribbles are written as released: float-stored, spacing
+    ``(1, 1, 1)``. MyoPS val subjects go to ``train/``/``train_gd/`` like train subjects; their split
+    comes from the list files (:func:`write_index`).
+
+    Args:
+        root: data root (or the dataset folder itself); folders are created.
+        subject: case id, e.g. ``patient001_frame01``, ``subject13_DE``, ``myops_training_102``.
+        image: ``(C, X, Y, Z)`` float, channels in ``TaskSpec.sequences`` order.
+        spacing: voxel size in mm.
+        label: ``(X, Y, Z)`` canonical uint8 ground truth.
+        scribble: ``(X, Y, Z)`` canonical uint8, ``UNANNOTATED`` where unannotated.
+        affine: ``(4, 4)``; default ``diag(*spacing, 1)``.
+
+    Returns:
+        the written paths, keyed by sequence name, ``"label"`` and ``"scribble"``.
+    """
+    spec = get_task(task)
+    _check_split(split)
+    pattern = _subject_pattern(spec, split)
+    if not pattern.fullmatch(subject):
+        raise DataError(f"{subject}: not a {spec.name} {split} subject id (expected like {pattern.pattern})")
+    image = np.asarray(image)
+    if image.ndim != 4 or image.shape[0] != spec.n_channels:
+        raise DataError(f"{subject}: image must be (C={spec.n_channels}, X, Y, Z), got shape {image.shape}")
+    if not np.all(np.isfinite(image)):
+        raise DataError(f"{subject}: image contains NaN or Inf values")
+    spacing = tuple(float(s) for s in spacing)
+    if len(spacing) != 3 or min(spacing) <= 0:
+        raise DataError(f"{subject}: spacing must be 3 positive numbers, got {spacing}")
+    for name, volume in (("label", label), ("scribble", scribble)):
+        if volume is not None and np.shape(volume) != image.shape[1:]:
+            raise DataError(f"{subject}: {name} shape {np.shape(volume)} differs from image shape {image.shape[1:]}")
+    files = _expected_files(spec, _dataset_dir_for_write(spec, root), split, subject)
+    images = [_to_raw_image(c, IMAGE_DTYPES[seq], p) for seq, p, c in zip(spec.sequences, files.images, image)]
+    if label is not None:
+        _check_labels(label, set(range(spec.n_classes)), "label", subject)
+    if scribble is not None:
+        if files.scribble is None:
+            raise DataError(f"{subject}: MyoPS test subjects have no scribble file in the layout")
+        inverse = _raw_scribble_lut(spec)
+        _check_labels(scribble, set(inverse), "scribble", subject)
+        lut = np.zeros(UNANNOTATED + 1, dtype=np.int64)
+        lut[list(inverse)] = list(inverse.values())
+    written = {seq: save_nifti(p, raw, affine, spacing) for seq, p, raw in zip(spec.sequences, files.images, images)}
+    if label is not None:
+        dtype = np.uint8 if max(spec.gt_map) <= np.iinfo(np.uint8).max else np.uint16
+        written["label"] = save_nifti(files.label, unmap_labels(label, spec), affine, spacing, dtype=dtype)
+    if scribble is not None:
+        raw = lut[np.asarray(scribble, dtype=np.uint8)]
+        if spec.name == "myops":  # as released: float-stored, header spacing lost
+            written["scribble"] = save_nifti(files.scribble, raw, np.eye(4), (1.0, 1.0, 1.0), dtype=np.float32)
+        else:
+            written["scribble"] = save_nifti(files.scribble, raw, affine, spacing, dtype=np.uint8)
+    return written
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a text file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as out:
+        out.write(text)
+    os.replace(tmp, path)
+
+
+def write_index(task: str, root: str | Path, splits: dict[str, list[str]]) -> None:
+    """Write the MyoPS split lists for the written subjects; a no-op for ACDC and MSCMR.
+
+    ``train20.txt``/``validation5.txt`` get one line ``subject subject_gd z`` per slice, and ``test.csv``
+    one row ``subject,test,dx,dy,dz`` (the volume size), read from the written C0 headers.
+    A split missing from ``splits`` gets an empty list.
+    """
+    spec = get_task(task)
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown:
+        raise ConfigError(f"splits: unknown split names {unknown}; expected {', '.join(SPLITS)}")
+    if spec.name != "myops":
+        return
+    dataset = _dataset_dir_for_write(spec, root)
+
+    def shape(split: str, subject: str) -> tuple[int, ...]:
+        return load_nifti(_expected_files(spec, dataset, split, subject).images[0]).array.shape
+
+    for split, name in MYOPS_LISTS.items():
+        lines = [f"{s} {s}_gd {z}\n" for s in splits.get(split, []) for z in range(shape(split, s)[2])]
+        _write_text(dataset / name, "".join(lines))
+    rows = ["file_name,stage,dx,dy,dz\n"]
+    rows += [f"{s},test,{','.join(map(str, shape('test', s)))}\n" for s in splits.get("test", [])]
+    _write_text(dataset / MYOPS_TEST_CSV, "".join(rows))

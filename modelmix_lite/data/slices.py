@@ -1,0 +1,330 @@
+"""The 2-D training data: intensity normalisation, fit-to-network-size and its inverse, the slice dataset.
+
+Paper §3.1: slices are resized to ``256 × 256`` and "the intensity of each slice is scaled to a range
+of 0-1". Here a slice is centre-padded to a square (so the aspect ratio is kept) and then resized;
+:func:`restore_probabilities` undoes both, so predictions land on the original voxel grid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..errors import ConfigError, DataError
+from .tasks import UNANNOTATED, get_task
+
+TARGETS: tuple[str, ...] = ("scribble", "label", "none")
+"""What :class:`SliceDataset` trains on: scribbles, full ground truth (FullSup) or nothing."""
+
+
+class CaseLike(Protocol):
+    """What the slice path needs from a ``readers.Case``."""
+
+    task: str
+    subject: str
+    image: np.ndarray  # (C, X, Y, Z) float32
+    label: np.ndarray | None  # (X, Y, Z) uint8
+    scribble: np.ndarray | None  # (X, Y, Z) uint8, UNANNOTATED where unannotated
+
+
+def normalize_intensity(volume: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
+    """Robust per-channel clipping, then min-max scaling of every slice to ``[0, 1]``.
+
+    Each channel is clipped at its ``low``/``high`` volume percentiles; each ``(X, Y)`` slice of each
+    channel is then scaled to ``[0, 1]`` (paper §3.1). Constant slices become 0.
+
+    Args:
+        volume: ``(C, X, Y, Z)`` image.
+
+    Returns:
+        ``(C, X, Y, Z)`` float32 in ``[0, 1]``.
+    """
+    if not 0.0 <= low < high <= 100.0:
+        raise ConfigError(f"low/high: need 0 <= low < high <= 100, got low={low}, high={high}")
+    volume = np.asarray(volume, dtype=np.float32)
+    if volume.ndim != 4:
+        raise DataError(f"volume: expected shape (C, X, Y, Z), got {volume.shape}")
+    if not np.all(np.isfinite(volume)):
+        raise DataError("volume: contains NaN or Inf values")
+    lo, hi = np.percentile(volume.reshape(volume.shape[0], -1), [low, high], axis=1)
+    clipped = np.clip(volume, lo[:, None, None, None], hi[:, None, None, None])
+    vmin = clipped.min(axis=(1, 2), keepdims=True)
+    span = clipped.max(axis=(1, 2), keepdims=True) - vmin
+    scaled = (clipped - vmin) / np.where(span > 0, span, 1.0)
+    return np.where(span > 0, scaled, 0.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SliceGeometry:
+    """How :func:`fit_slice` mapped an ``(h, w)`` slice to ``size × size``.
+
+    The slice sits at ``(pad_top, pad_left)`` in a zero square of side ``max(h, w)``, which is then
+    resized by ``scale = size / side``.
+    """
+
+    height: int
+    width: int
+    pad_top: int
+    pad_left: int
+    side: int
+    size: int
+
+    @property
+    def scale(self) -> float:
+        return self.size / self.side
+
+    @property
+    def window(self) -> tuple[slice, slice]:
+        """Where the original slice lies in the padded square."""
+        return slice(self.pad_top, self.pad_top + self.height), slice(self.pad_left, self.pad_left + self.width)
+
+
+def _resize(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
+    """Resize the last two dims of ``(..., H, W)`` to ``size × size`` (anti-aliased when shrinking)."""
+    lead = x.shape[:-2]
+    flat = x.reshape(-1, 1, *x.shape[-2:]).float()
+    if mode == "nearest":
+        out = F.interpolate(flat, size=(size, size), mode="nearest-exact")
+    else:
+        out = F.interpolate(flat, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return out.reshape(*lead, size, size)
+
+
+def _pad_square(x: np.ndarray, geometry: SliceGeometry, fill: float) -> np.ndarray:
+    """Centre ``(..., h, w)`` in a ``(..., side, side)`` array filled with ``fill``."""
+    out = np.full((*x.shape[:-2], geometry.side, geometry.side), fill, dtype=x.dtype)
+    out[(..., *geometry.window)] = x
+    return out
+
+
+def fit_slice(
+    image: np.ndarray, size: int, labels: Sequence[np.ndarray] = (), label_fill: int = 0
+) -> tuple[np.ndarray, list[np.ndarray], SliceGeometry]:
+    """Centre-pad a slice to a square of side ``max(h, w)`` and resize it to ``size × size``.
+
+    The image is padded with 0 and resized bilinearly (anti-aliased when shrinking); labels are padded
+    with ``label_fill`` and resized by nearest neighbour. Use ``label_fill=0`` for complete ground truth
+    (padding is background) and ``UNANNOTATED`` for scribbles (padding is not annotated).
+
+    Args:
+        image: ``(C, h, w)``.
+        size: network input side ``S``.
+        labels: ``(h, w)`` integer maps fitted with the same geometry.
+
+    Returns:
+        ``(C, S, S)`` float32 image, the ``(S, S)`` labels (input dtype), and the :class:`SliceGeometry`.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(f"size: expected a positive int, got {size!r}")
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3:
+        raise DataError(f"image: expected shape (C, h, w), got {image.shape}")
+    h, w = image.shape[1:]
+    for label in labels:
+        if label.shape != (h, w):
+            raise DataError(f"labels: shape {label.shape} does not match the image slice {(h, w)}")
+    side = max(h, w)
+    geometry = SliceGeometry(h, w, (side - h) // 2, (side - w) // 2, side, size)
+    fitted_image = _resize(torch.from_numpy(_pad_square(image, geometry, 0.0)), size, "bilinear").numpy()
+    fitted_labels = [
+        _resize(torch.from_numpy(_pad_square(label, geometry, label_fill)), size, "nearest").numpy().astype(label.dtype)
+        for label in labels
+    ]
+    return fitted_image, fitted_labels, geometry
+
+
+def restore_probabilities(prob: torch.Tensor | np.ndarray, geometry: SliceGeometry) -> torch.Tensor | np.ndarray:
+    """Invert :func:`fit_slice` on class probabilities: resize ``S → side`` (bilinear), remove the padding.
+
+    Args:
+        prob: ``(..., S, S)``, e.g. ``(K, S, S)`` or ``(B, K, S, S)``; a tensor or an array.
+
+    Returns:
+        ``(..., h, w)`` of the same kind (tensor stays on its device; arrays come back float32).
+    """
+    if tuple(prob.shape[-2:]) != (geometry.size, geometry.size):
+        raise DataError(f"prob: expected trailing dims {(geometry.size, geometry.size)}, got {tuple(prob.shape)}")
+    as_tensor = torch.as_tensor(prob)
+    square = _resize(as_tensor, geometry.side, "bilinear")
+    out = square[(..., *geometry.window)]
+    return out if isinstance(prob, torch.Tensor) else out.numpy()
+
+
+def few_scribble_split(subjects: Sequence[str], n_scribbled: int = 5, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Pick the scribble-annotated subjects; the rest of the training set is used unlabeled.
+
+    Paper §3.1: "five randomly selected scribble-annotated volumes in conjunction with other unlabeled
+    images from the training set". The input is sorted first, so the choice depends only on the set of
+    subjects and the seed.
+
+    Returns:
+        ``(scribbled, unlabeled)``, both sorted.
+    """
+    ordered = sorted(subjects)
+    if len(set(ordered)) != len(ordered):
+        raise DataError(f"subjects: repeated subject names {sorted({s for s in ordered if ordered.count(s) > 1})}")
+    if n_scribbled < 0 or n_scribbled > len(ordered):
+        raise ConfigError(
+            f"n_scribbled: need 0 <= n_scribbled <= {len(ordered)} (the number of subjects), got {n_scribbled}"
+        )
+    chosen = set(np.random.default_rng(seed).choice(len(ordered), size=n_scribbled, replace=False).tolist())
+    scribbled = [s for i, s in enumerate(ordered) if i in chosen]
+    unlabeled = [s for i, s in enumerate(ordered) if i not in chosen]
+    return scribbled, unlabeled
+
+
+def _volume_target(case: CaseLike, target: str, annotated: bool) -> tuple[np.ndarray, int]:
+    """The ``(X, Y, Z)`` uint8 target of one case and the value that pads it."""
+    shape = case.image.shape[1:]
+    if target == "none" or not annotated:
+        return np.full(shape, UNANNOTATED, np.uint8), UNANNOTATED
+    volume = case.scribble if target == "scribble" else case.label
+    if volume is None:
+        raise DataError(f"{case.subject}: target={target!r} needs a {target} volume, but the case has none")
+    if volume.shape != shape:
+        raise DataError(f"{case.subject}: {target} shape {volume.shape} does not match the image {shape}")
+    return np.asarray(volume, np.uint8), UNANNOTATED if target == "scribble" else 0
+
+
+class SliceDataset(Dataset):
+    """All Z-slices of a list of cases, normalised and fitted to ``size × size`` once, kept in memory.
+
+    Attributes:
+        images: ``(N, C, S, S)`` float32 in ``[0, 1]``.
+        targets: ``(N, S, S)`` uint8 class indices, ``UNANNOTATED`` where unannotated (every pixel of
+            a subject outside ``scribbled_subjects``, and everything when ``target="none"``).
+        case_index, z: ``(N,)`` int64, the source of each slice (``subjects[case_index]``).
+        annotated: ``(N,)`` bool, whether the slice has at least one annotated pixel. Slices without
+            are kept: they feed the unsupervised terms.
+
+    Items are ``{"image": (C, S, S) float32, "target": (S, S) int64, "case": int, "z": int,
+    "annotated": bool}``.
+    """
+
+    def __init__(
+        self,
+        cases: Sequence[CaseLike],
+        size: int = 256,
+        target: str = "scribble",
+        scribbled_subjects: Sequence[str] | None = None,
+        low: float = 0.5,
+        high: float = 99.5,
+    ) -> None:
+        """Build from loaded cases of one task.
+
+        Args:
+            cases: objects with ``task, subject, image (C, X, Y, Z), label, scribble`` (``readers.Case``).
+            size: network input side ``S``.
+            target: ``"scribble"``, ``"label"`` (full ground truth, FullSup) or ``"none"``.
+            scribbled_subjects: subjects whose annotation is used (:func:`few_scribble_split`);
+                ``None`` uses every case's.
+            low, high: clipping percentiles of :func:`normalize_intensity`.
+        """
+        if target not in TARGETS:
+            raise ConfigError(f"target: expected one of {TARGETS}, got {target!r}")
+        if not cases:
+            raise DataError("cases: empty list")
+        subjects = [c.subject for c in cases]
+        tasks = sorted({c.task for c in cases})
+        if len(tasks) != 1:
+            raise DataError(f"cases: mixed tasks {tasks}")
+        if len(set(subjects)) != len(subjects):
+            raise DataError(f"cases: repeated subjects {sorted({s for s in subjects if subjects.count(s) > 1})}")
+        annotated_subjects = set(subjects if scribbled_subjects is None else scribbled_subjects)
+        unknown = sorted(annotated_subjects - set(subjects))
+        if unknown:
+            raise ConfigError(f"scribbled_subjects: not among the cases: {unknown}")
+        try:
+            n_channels = get_task(tasks[0]).n_channels
+        except KeyError as err:
+            raise DataError(f"cases: {err.args[0]}") from None
+
+        images, targets, case_index, zs = [], [], [], []
+        for index, case in enumerate(cases):
+            if case.image.ndim != 4 or case.image.shape[0] != n_channels:
+                raise DataError(f"{case.subject}: expected image shape ({n_channels}, X, Y, Z), got {case.image.shape}")
+            volume = normalize_intensity(case.image, low, high)
+            labels, fill = _volume_target(case, target, case.subject in annotated_subjects)
+            for z in range(volume.shape[-1]):
+                image, (label,), _ = fit_slice(volume[..., z], size, [labels[..., z]], fill)
+                images.append(image)
+                targets.append(label)
+                case_index.append(index)
+                zs.append(z)
+        self._set(
+            images=np.stack(images),
+            targets=np.stack(targets),
+            case_index=np.asarray(case_index, np.int64),
+            z=np.asarray(zs, np.int64),
+            meta={
+                "task": tasks[0],
+                "subjects": subjects,
+                "shapes": [list(c.image.shape) for c in cases],
+                "size": size,
+                "target": target,
+                "scribbled_subjects": sorted(annotated_subjects),
+                "low": low,
+                "high": high,
+            },
+        )
+
+    def _set(self, images: np.ndarray, targets: np.ndarray, case_index: np.ndarray, z: np.ndarray, meta: dict) -> None:
+        self.images, self.targets, self.case_index, self.z, self.meta = images, targets, case_index, z, meta
+        self.annotated = (targets != UNANNOTATED).any(axis=(1, 2))
+        self.task: str = meta["task"]
+        self.subjects: list[str] = meta["subjects"]
+        self.size: int = meta["size"]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        return {
+            "image": torch.from_numpy(self.images[i]),
+            "target": torch.from_numpy(self.targets[i].astype(np.int64)),
+            "case": int(self.case_index[i]),
+            "z": int(self.z[i]),
+            "annotated": bool(self.annotated[i]),
+        }
+
+    def fingerprint(self) -> str:
+        """A hash of the task, subjects, volume shapes and settings: the cache key of this dataset."""
+        text = json.dumps({"version": 1, **self.meta}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def save_cache(self, path: str | Path) -> None:
+        """Write the fitted arrays and settings to one uncompressed ``.npz`` file."""
+        arrays = {"images": self.images, "targets": self.targets, "case_index": self.case_index, "z": self.z}
+        with open(path, "wb") as f:  # a file object keeps np.savez from appending ".npz"
+            np.savez(f, meta=np.array(json.dumps(self.meta)), **arrays)
+
+    @classmethod
+    def from_cache(cls, path: str | Path, fingerprint: str | None = None) -> SliceDataset:
+        """Load a dataset written by :meth:`save_cache`; with ``fingerprint``, insist that it matches."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: slice cache not found")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in ("images", "targets", "case_index", "z")}
+                meta = json.loads(str(data["meta"]))
+        except (OSError, ValueError, KeyError) as err:
+            raise DataError(f"{path}: not a readable slice cache ({err})") from None
+        n_slices = sum(shape[-1] for shape in meta["shapes"])
+        expected = (n_slices, meta["shapes"][0][0], meta["size"], meta["size"])
+        if arrays["images"].shape != expected or len(arrays["targets"]) != n_slices:
+            raise DataError(f"{path}: images {arrays['images'].shape} do not match the cached settings {expected}")
+        dataset = cls.__new__(cls)
+        dataset._set(meta=meta, **arrays)
+        if fingerprint is not None and dataset.fingerprint() != fingerprint:
+            raise DataError(f"{path}: slice cache has fingerprint {dataset.fingerprint()}, expected {fingerprint}")
+        return dataset

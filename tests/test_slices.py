@@ -1,0 +1,190 @@
+"""The 2-D slice path: normalisation, fit/restore, the few-scribble split, SliceDataset and its cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from modelmix_lite.data.slices import (
+    SliceDataset,
+    few_scribble_split,
+    fit_slice,
+    normalize_intensity,
+    restore_probabilities,
+)
+from modelmix_lite.data.tasks import UNANNOTATED
+from modelmix_lite.errors import ConfigError, DataError
+
+
+@dataclass
+class FakeCase:
+    task: str
+    subject: str
+    image: np.ndarray
+    label: np.ndarray | None
+    scribble: np.ndarray | None
+
+
+def make_case(subject: str, shape=(20, 16, 3), task="acdc", channels=1, seed=0) -> FakeCase:
+    rng = np.random.default_rng(seed)
+    image = rng.normal(100, 20, (channels, *shape)).astype(np.float32)
+    label = rng.integers(0, 4, shape).astype(np.uint8)
+    scribble = np.full(shape, UNANNOTATED, np.uint8)
+    scribble[5:8, 4:10, :] = label[5:8, 4:10, :]
+    scribble[..., -1] = UNANNOTATED  # the last slice carries no scribble
+    return FakeCase(task, subject, image, label, scribble)
+
+
+def one_hot(label: np.ndarray, k: int) -> np.ndarray:
+    return (np.arange(k)[:, None, None] == label[None]).astype(np.float32)
+
+
+def test_normalize_range_and_affine_invariance():
+    rng = np.random.default_rng(1)
+    base = rng.normal(0, 1, (8, 9, 4)).astype(np.float32)
+    base[0, 0, 0] = 1e6  # outlier, clipped away
+    volume = np.stack([base, 5 * base + 3])
+    out = normalize_intensity(volume)
+    assert out.dtype == np.float32 and out.shape == volume.shape
+    assert out.min(axis=(1, 2)).tolist() == [[0.0] * 4] * 2
+    np.testing.assert_allclose(out.max(axis=(1, 2)), 1.0)
+    np.testing.assert_allclose(out[0], out[1], atol=1e-5)
+    assert np.median(out[0, ..., 0]) > 0.3  # clipped: the outlier does not squash the slice
+    assert np.median(normalize_intensity(volume, low=0.0, high=100.0)[0, ..., 0]) < 0.01  # unclipped: it does
+
+
+def test_normalize_constant_slice_is_zero_and_errors():
+    volume = np.ones((1, 4, 4, 2), np.float32)
+    volume[0, :, :, 1] = np.arange(16).reshape(4, 4)
+    out = normalize_intensity(volume, low=0.0, high=100.0)
+    assert np.all(out[0, ..., 0] == 0.0) and not np.isnan(out).any()
+    np.testing.assert_allclose(out[0, ..., 1], np.arange(16).reshape(4, 4) / 15)
+    volume[0, 0, 0, 0] = np.nan
+    with pytest.raises(DataError, match="volume: contains NaN or Inf"):
+        normalize_intensity(volume)
+    with pytest.raises(DataError, match=r"volume: expected shape \(C, X, Y, Z\)"):
+        normalize_intensity(np.ones((4, 4, 2)))
+    with pytest.raises(ConfigError, match="low/high: need 0 <= low < high <= 100"):
+        normalize_intensity(np.ones((1, 4, 4, 2)), low=60, high=40)
+
+
+@pytest.mark.parametrize("h, w", [(216, 256), (256, 216), (480, 480), (7, 12)])
+def test_fit_then_restore_is_exact_when_size_is_the_padded_side(h, w):
+    rng = np.random.default_rng(0)
+    image = rng.random((2, h, w)).astype(np.float32)
+    label = rng.integers(0, 4, (h, w)).astype(np.uint8)
+    side = max(h, w)
+    fitted, (fitted_label,), geometry = fit_slice(image, side, [label], label_fill=UNANNOTATED)
+    assert fitted.shape == (2, side, side) and fitted_label.dtype == np.uint8
+    assert (geometry.pad_top, geometry.pad_left) == ((side - h) // 2, (side - w) // 2)
+    padding = np.ones((side, side), bool)
+    padding[geometry.pad_top : geometry.pad_top + h, geometry.pad_left : geometry.pad_left + w] = False
+    assert np.all(fitted_label[padding] == UNANNOTATED) and np.all(fitted[:, padding] == 0)
+    restored = restore_probabilities(one_hot(fitted_label, 256), geometry)
+    assert restored.shape == (256, h, w)
+    np.testing.assert_array_equal(restored.argmax(0), label)
+    np.testing.assert_allclose(restore_probabilities(fitted, geometry), image, atol=1e-6)
+
+
+@pytest.mark.parametrize("h, w, size, min_agreement", [(216, 256, 128, 0.99), (480, 480, 256, 0.985)])
+def test_fit_then_restore_is_close_when_resizing(h, w, size, min_agreement):
+    yy, xx = np.mgrid[:h, :w]
+    label = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (h / 4) ** 2).astype(np.uint8)  # a disc
+    label[: h // 3] += 2 * ((xx[: h // 3] // 20) % 2).astype(np.uint8)  # stripes, 20 px wide
+    _, (fitted_label,), geometry = fit_slice(np.zeros((1, h, w)), size, [label])
+    assert fitted_label.shape == (size, size) and geometry.scale == size / max(h, w)
+    restored = restore_probabilities(torch.from_numpy(one_hot(fitted_label, 4))[None], geometry)
+    assert isinstance(restored, torch.Tensor) and restored.shape == (1, 4, h, w)
+    assert (restored[0].argmax(0).numpy() == label).mean() >= min_agreement
+
+
+def test_fit_slice_errors():
+    with pytest.raises(DataError, match=r"labels: shape \(4, 5\) does not match the image slice \(4, 4\)"):
+        fit_slice(np.zeros((1, 4, 4)), 8, [np.zeros((4, 5), np.uint8)])
+    with pytest.raises(ConfigError, match="size: expected a positive int, got 0"):
+        fit_slice(np.zeros((1, 4, 4)), 0)
+    _, _, geometry = fit_slice(np.zeros((1, 4, 6)), 8)
+    with pytest.raises(DataError, match=r"prob: expected trailing dims \(8, 8\)"):
+        restore_probabilities(np.zeros((2, 6, 6)), geometry)
+
+
+def test_few_scribble_split():
+    subjects = [f"subject{i:02d}" for i in range(20)]
+    scribbled, unlabeled = few_scribble_split(subjects, 5, seed=3)
+    assert len(scribbled) == 5 and scribbled == sorted(scribbled) and unlabeled == sorted(unlabeled)
+    assert sorted(scribbled + unlabeled) == subjects
+    assert few_scribble_split(subjects[::-1], 5, seed=3) == (scribbled, unlabeled)
+    assert {tuple(few_scribble_split(subjects, 5, seed=s)[0]) for s in range(5)} != {tuple(scribbled)}
+    with pytest.raises(ConfigError, match="n_scribbled: need 0 <= n_scribbled <= 3 .* got 5"):
+        few_scribble_split(subjects[:3], 5)
+    with pytest.raises(DataError, match=r"subjects: repeated subject names \['a'\]"):
+        few_scribble_split(["a", "a", "b"], 1)
+
+
+def test_dataset_shapes_targets_and_unlabeled_subjects():
+    cases = [make_case("a", seed=1), make_case("b", (16, 20, 2), seed=2)]
+    ds = SliceDataset(cases, size=20, target="scribble", scribbled_subjects=["a"])
+    assert len(ds) == 5 and ds.images.shape == (5, 1, 20, 20) and ds.images.dtype == np.float32
+    assert ds.targets.dtype == np.uint8
+    assert ds.case_index.tolist() == [0, 0, 0, 1, 1] and ds.z.tolist() == [0, 1, 2, 0, 1]
+    item = ds[1]
+    assert item["image"].dtype == torch.float32 and item["image"].shape == (1, 20, 20)
+    assert item["target"].dtype == torch.int64 and item["target"].shape == (20, 20)
+    assert (item["case"], item["z"], item["annotated"]) == (0, 1, True)
+    # subject a: width 16 padded by 2 on each side; size == side, so the scribble is copied exactly.
+    np.testing.assert_array_equal(ds.targets[0][:, 2:18], cases[0].scribble[..., 0])
+    assert np.all(ds.targets[0][:, :2] == UNANNOTATED)
+    assert ds.annotated.tolist() == [True, True, False, False, False]  # a's last slice has no scribble; b is unlabeled
+    assert np.all(ds.targets[3:] == UNANNOTATED)
+
+
+def test_dataset_full_labels_and_none():
+    cases = [make_case("a", seed=1), make_case("b", seed=2)]
+    ds = SliceDataset(cases, size=20, target="label")
+    np.testing.assert_array_equal(ds.targets[4][:, 2:18], cases[1].label[..., 1])
+    assert np.all(ds.targets[:, :, :2] == 0)  # GT padding is background
+    assert ds.annotated.all()
+    assert not SliceDataset(cases, size=20, target="none").annotated.any()
+    cases[1].label = None
+    with pytest.raises(DataError, match="b: target='label' needs a label volume"):
+        SliceDataset(cases, size=20, target="label")
+    SliceDataset(cases, size=20, target="label", scribbled_subjects=["a"])  # b's label is not needed
+
+
+def test_dataset_errors():
+    a = make_case("a")
+    with pytest.raises(ConfigError, match="target: expected one of"):
+        SliceDataset([a], target="gt")
+    with pytest.raises(ConfigError, match=r"scribbled_subjects: not among the cases: \['z'\]"):
+        SliceDataset([a], size=8, scribbled_subjects=["z"])
+    with pytest.raises(DataError, match=r"a: expected image shape \(3, X, Y, Z\)"):
+        SliceDataset([make_case("a", task="myops")], size=8)
+    with pytest.raises(DataError, match=r"cases: mixed tasks \['acdc', 'mscmr'\]"):
+        SliceDataset([a, make_case("b", task="mscmr")], size=8)
+    a.scribble = a.scribble[:-1]
+    with pytest.raises(DataError, match=r"a: scribble shape \(19, 16, 3\) does not match the image \(20, 16, 3\)"):
+        SliceDataset([a], size=8)
+
+
+def test_cache_round_trip_and_fingerprint(tmp_path):
+    cases = [make_case("a", task="myops", channels=3, seed=1), make_case("b", task="myops", channels=3, seed=2)]
+    ds = SliceDataset(cases, size=12, scribbled_subjects=["b"])
+    path = tmp_path / "slices.cache"
+    ds.save_cache(path)
+    loaded = SliceDataset.from_cache(path, fingerprint=ds.fingerprint())
+    for name in ("images", "targets", "case_index", "z", "annotated"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(ds, name))
+    assert loaded.subjects == ["a", "b"] and loaded.task == "myops" and len(loaded) == len(ds)
+    assert torch.equal(loaded[4]["target"], ds[4]["target"])
+    assert SliceDataset(cases, size=12, scribbled_subjects=["a"]).fingerprint() != ds.fingerprint()
+    assert SliceDataset(cases, size=16, scribbled_subjects=["b"]).fingerprint() != ds.fingerprint()
+    with pytest.raises(DataError, match="slices.cache: slice cache has fingerprint .* expected 0123"):
+        SliceDataset.from_cache(path, fingerprint="0123")
+    with pytest.raises(DataError, match="missing.npz: slice cache not found"):
+        SliceDataset.from_cache(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a cache")
+    with pytest.raises(DataError, match="junk.npz: not a readable slice cache"):
+        SliceDataset.from_cache(tmp_path / "junk.npz")
