@@ -1,0 +1,527 @@
+"""A synthetic cardiac MR phantom: ACDC-, MSCMRseg- and MyoPS-like datasets from one 3-D heart model.
+
+Every case is sliced from the same parametric heart, so LV, myocardium and RV look alike across the
+three datasets (the premise of ModelMix: related tasks), while each dataset keeps its own sequences,
+resolution and label set (:mod:`.tasks`):
+
+* **anatomy** (mm, long-axis position ``t``: 0 at the base, 1 at the apex): LV cavity inside a
+  myocardial wall that thins toward the apex, papillary muscles (labelled LV), an RV crescent on the
+  septal side that shrinks and vanishes before the apex, epicardial fat; around it a body with a fat
+  rim, chest-wall muscle, lungs, liver (apical slices), spine and a bright descending aorta;
+* **subject variation**: size, wall thickness, ellipticity, smooth harmonic deformation twisting along
+  the axis, RV shape, pose in the image (rotation, shift); ACDC end-systole (ES) contracts the
+  cavity and thickens the wall;
+* **pathology** (MSCMR, MyoPS): a coronary territory of edema (angular sector x long-axis range,
+  subendocardial to transmural) with a scar core, so scar ⊆ edema ⊆ myocardium;
+* **contrast**: cine/bSSFP bright blood, dark myocardium; LGE nulled myocardium, bright scar,
+  moderately bright blood; T2 bright edema, darker blood;
+* **image formation**: through-plane partial volume (three sub-slices averaged), tissue texture,
+  in-plane blur, smooth multiplicative bias field, Rician noise; stored as intensity-like integers.
+
+:func:`generate_phantom` writes a whole data root in the official layouts through
+:func:`.layout.write_case`, with ground truth for every split and synthetic scribbles
+(:func:`.scribbles.synthesize_scribbles`) where the released datasets have scribbles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError
+from .layout import SPLITS, write_case, write_index
+from .scribbles import synthesize_scribbles
+from .tasks import TASKS, TaskSpec, get_task
+
+# Tissues: indices into the rows of CONTRAST.
+TISSUES = ("air", "fat", "muscle", "lung", "liver", "bone", "marrow", "vessel", "RV wall", "myocardium",
+           "edema", "scar", "LV blood", "papillary", "RV blood")
+AIR, FAT, MUSCLE, LUNG, LIVER, BONE, MARROW, VESSEL, RV_WALL, MYO, EDEMA, SCAR, LV_BLOOD, PAPILLARY, RV_BLOOD = (
+    range(len(TISSUES))
+)
+
+CONTRAST: dict[str, np.ndarray] = {
+    #                 air  fat  mus lung liv bone mar  ves rvw  myo  ede  scar  LVb  pap  RVb
+    "bssfp": np.array([0, 650, 260, 35, 330, 40, 480, 950, 240, 240, 290, 280, 1000, 250, 980], float),
+    "lge": np.array([0, 420, 170, 25, 260, 40, 330, 520, 120, 70, 110, 1150, 560, 80, 540], float),
+    "t2": np.array([0, 620, 240, 30, 210, 40, 420, 140, 300, 330, 720, 680, 150, 330, 150], float),
+}
+"""Typical signal of each tissue per contrast (``TISSUES`` order), before subject variation."""
+SEQUENCE_CONTRAST = {"cine": "bssfp", "C0": "bssfp", "LGE": "lge", "DE": "lge", "T2": "t2"}
+NOISE = {"bssfp": 0.03, "lge": 0.05, "t2": 0.04}
+"""Typical Rician noise level as a fraction of the blood signal."""
+
+TISSUE_CLASSES = {
+    RV_BLOOD: ("RV",),
+    MYO: ("MYO",),
+    EDEMA: ("edema", "MYO"),
+    SCAR: ("scar", "MYO"),
+    LV_BLOOD: ("LV",),
+    PAPILLARY: ("LV",),
+}
+"""Tissue -> class names, first one the task has wins; others are background (MyoPS RV, RV wall, fat)."""
+
+# Body layout in the patient frame (mm; x to the patient's left, y posterior; LV centre at the origin).
+BODY = (-35.0, 45.0, 165.0, 120.0)  # centre x, y, semi-axes
+LUNGS = ((75.0, 40.0, 42.0, 75.0), (-125.0, 35.0, 45.0, 75.0))  # left, right
+LIVER_ELLIPSE = (-70.0, 55.0, 95.0, 85.0)
+SPINE = (-25.0, 110.0, 16.0)  # centre x, y, radius
+AORTA = (5.0, 82.0, 11.0)
+RV_WALL_MM = 3.0
+EPICARDIAL_FAT_MM = 1.5
+ATRIAL_DEPTH = 0.3
+HEART_EXTENT = 3.0
+"""No heart tissue lies farther than this many basal radii from the LV centre."""
+ATRIA = ((0.15, 0.3, 0.75), (-1.0, 0.4, 0.6), (-0.3, -0.45, 0.4))
+"""Above the base (-ATRIAL_DEPTH < t < 0): LA, RA, aortic root as (u, v, radius) in basal radii."""
+
+
+@dataclass(frozen=True)
+class Lesion:
+    """A coronary territory: edema with a scar core (angles in the heart frame, positions in ``t``)."""
+
+    angle: float  # centre of the territory
+    width: float  # angular half-width
+    ripple: tuple[float, float]  # relative amplitude and phase of the irregular border
+    center: float  # centre along the long axis
+    extent: float  # half-extent along the long axis
+    edema_depth: float  # transmural extent of edema at the centre (fraction of the wall)
+    scar_depth: float  # the same for scar, <= edema_depth
+    scar_size: float  # the scar territory is the edema territory scaled by this (< 1)
+
+
+@dataclass(frozen=True)
+class Heart:
+    """One heart at one cardiac phase (mm and rad)."""
+
+    radius: float  # basal epicardial radius
+    wall: float  # basal wall thickness; thins by 40 % toward the apex
+    length: float  # base-to-apex length
+    base: float  # base position on the long axis (0 at end-diastole)
+    taper: float  # exponent of the apical taper (larger: blunter)
+    ellipticity: float  # in-plane aspect ratio
+    harmonics: tuple[tuple[float, float, float], ...]  # k = 2, 3, 4: amplitude, phase, twist along t
+    axis: float  # in-plane angle of the septum-to-lateral-wall axis in the body
+    rv: tuple[float, float, float, float]  # centre offset, semi-axes u and v (in radii), apical end (in t)
+    papillary: float  # papillary-muscle radius as a fraction of the cavity radius
+    fat: tuple[float, float]  # epicardial fat: angle, maximal thickness
+    lesion: Lesion | None
+
+
+@dataclass(frozen=True)
+class Body:
+    """The anatomy around the heart."""
+
+    scale: float
+    fat: float  # subcutaneous fat thickness, mm
+    liver_start: float  # long-axis position ``t`` where the liver appears
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One phantom subject: its heart (end-diastole) and body."""
+
+    heart: Heart
+    body: Body
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """How one task's volumes are sampled in a preset."""
+
+    counts: tuple[int, int, int]  # subjects (ACDC: patients, 2 frames each) in train, val, test
+    shapes: tuple[tuple[int, int], ...]  # in-plane sizes (X, Y) to draw from
+    pixel_mm: tuple[float, float]  # in-plane spacing range
+    slice_mm: tuple[float, float]  # slice spacing range
+    n_slices: tuple[int, int]  # slice-count range, inclusive
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a volume's voxels lie: shape ``(X, Y, Z)``, spacing, slice positions on the long axis (mm)."""
+
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    z: tuple[float, ...]
+    pose: float  # in-plane rotation of the body in the image, rad
+    shift: tuple[float, float]  # heart centre offset from the image centre, mm
+
+
+PRESETS: dict[str, dict[str, Acquisition]] = {
+    "paper": {
+        "acdc": Acquisition((70, 15, 15), ((216, 256), (232, 256)), (1.37, 1.68), (8.5, 10.5), (8, 10)),
+        "mscmr": Acquisition((25, 5, 15), ((480, 480),), (0.7, 0.8), (5.5, 7.0), (10, 15)),
+        "myops": Acquisition((20, 5, 20), ((288, 288),), (0.9, 1.25), (12.0, 15.0), (3, 5)),
+    },
+    "default": {
+        "acdc": Acquisition((10, 3, 4), ((216, 256), (232, 256)), (1.37, 1.68), (8.5, 10.5), (8, 10)),
+        "mscmr": Acquisition((10, 3, 5), ((224, 224),), (1.1, 1.3), (5.5, 7.0), (10, 13)),
+        "myops": Acquisition((10, 3, 5), ((192, 192),), (1.25, 1.45), (12.0, 15.0), (3, 5)),
+    },
+    "smoke": {
+        "acdc": Acquisition((3, 1, 1), ((80, 96),), (1.9, 2.2), (15.0, 17.0), (5, 6)),
+        "mscmr": Acquisition((6, 1, 1), ((96, 96),), (1.8, 2.0), (14.0, 16.0), (5, 6)),
+        "myops": Acquisition((6, 1, 1), ((80, 80),), (2.0, 2.3), (12.0, 15.0), (3, 3)),
+    },
+}
+"""Dataset sizes and sampling per preset: ``paper`` (the real splits), ``default`` (book, CPU), ``smoke`` (CI)."""
+
+STACKS = {
+    "acdc": ((0.0, 0.06), (0.95, 1.08)),
+    "mscmr": ((0.02, 0.10), (0.90, 1.02)),
+    "myops": ((0.15, 0.30), (0.60, 0.75)),
+}
+"""Long-axis range each task's slice stack covers: (first-slice range, last-slice range) in ``t``."""
+
+SUBJECT_NUMBERS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "acdc": (tuple(range(1, 71)), tuple(range(71, 86)), tuple(range(86, 101))),
+    "mscmr": (
+        (2, 4, 6, 7, 9, 13, 14, 15, 18, 19, 20, 21, 22, 24, 25, 26, 27, 31, 32, 34, 37, 39, 42, 44, 45),
+        (1, 8, 29, 36, 41),
+        (3, 5, 10, 11, 12, 16, 17, 23, 28, 30, 33, 35, 38, 40, 43),
+    ),
+    "myops": (tuple(n for n in range(102, 126) if n % 5 != 1), (101, 106, 111, 116, 121), tuple(range(201, 221))),
+}
+"""The real datasets' subject numbers per split (train, val, test); presets take the first ``counts``."""
+
+
+def sample_subject(rng: np.random.Generator, lesion: bool) -> Subject:
+    """Draw one subject's end-diastolic heart and body; ``lesion`` adds an edema/scar territory."""
+    territory = None
+    if lesion:  # LAD (anterior), LCx (lateral) or RCA (inferior) territory
+        edema_depth = rng.uniform(0.75, 1.0)
+        territory = Lesion(
+            angle=rng.choice([-2.0, 0.0, 1.9]) + rng.normal(0.0, 0.3),
+            width=rng.uniform(0.7, 1.3),
+            ripple=(rng.uniform(0.0, 0.25), rng.uniform(0, 2 * np.pi)),
+            center=rng.uniform(0.3, 0.7),
+            extent=rng.uniform(0.35, 0.6),
+            edema_depth=edema_depth,
+            scar_depth=edema_depth * rng.uniform(0.5, 0.85),
+            scar_size=rng.uniform(0.55, 0.8),
+        )
+    heart = Heart(
+        radius=rng.uniform(29.0, 38.0),
+        wall=rng.uniform(7.5, 11.0),
+        length=rng.uniform(75.0, 95.0),
+        base=0.0,
+        taper=rng.uniform(2.2, 3.5),
+        ellipticity=rng.uniform(0.88, 1.12),
+        harmonics=tuple(
+            (rng.uniform(0.0, 0.05), rng.uniform(0, 2 * np.pi), rng.normal(0.0, 1.0)) for _ in range(3)
+        ),
+        axis=np.deg2rad(45.0 + rng.normal(0.0, 12.0)),
+        rv=(rng.uniform(0.45, 0.7), rng.uniform(0.8, 1.05), rng.uniform(1.1, 1.35), rng.uniform(0.7, 0.85)),
+        papillary=rng.uniform(0.12, 0.2),
+        fat=(rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 5.0)),
+        lesion=territory,
+    )
+    body = Body(scale=rng.uniform(0.9, 1.15), fat=rng.uniform(6.0, 22.0), liver_start=rng.uniform(0.35, 0.6))
+    return Subject(heart, body)
+
+
+def end_systole(heart: Heart, rng: np.random.Generator) -> Heart:
+    """Contract an end-diastolic heart: smaller cavity and RV, thicker wall, base descending to the apex."""
+    length = heart.length * rng.uniform(0.88, 0.94)
+    offset, width, height, end = heart.rv
+    shrink = rng.uniform(0.88, 0.95)
+    return replace(
+        heart,
+        radius=heart.radius * rng.uniform(0.85, 0.9),
+        wall=heart.wall * rng.uniform(1.35, 1.55),
+        length=length,
+        base=heart.base + heart.length - length,
+        rv=(offset, width * shrink, height * shrink, end),
+    )
+
+
+def sample_geometry(rng: np.random.Generator, acquisition: Acquisition, task: str, length: float) -> Geometry:
+    """Draw a volume's grid and pose; slices run base -> apex over the task's long-axis range (``STACKS``)."""
+    shape = acquisition.shapes[int(rng.integers(len(acquisition.shapes)))]
+    pixel, step = rng.uniform(*acquisition.pixel_mm), rng.uniform(*acquisition.slice_mm)
+    (first_lo, first_hi), (last_lo, last_hi) = STACKS[task]
+    first, last = rng.uniform(first_lo, first_hi), rng.uniform(last_lo, last_hi)
+    n = int(np.clip(round((last - first) * length / step) + 1, *acquisition.n_slices))
+    fov = np.array(shape) * pixel
+    return Geometry(
+        shape=(*shape, n),
+        spacing=(pixel, pixel, step),
+        z=tuple(first * length + step * np.arange(n)),
+        pose=rng.uniform(-0.4, 0.4),
+        shift=tuple(rng.uniform(-0.06, 0.06, 2) * fov),
+    )
+
+
+def render_tissue(subject: Subject, px: np.ndarray, py: np.ndarray, z: float) -> np.ndarray:
+    """Tissue map (``TISSUES`` indices, uint8) of the plane at long-axis position ``z`` (mm).
+
+    Args:
+        px, py: patient-frame coordinates (mm) of the pixels, any equal shapes.
+    """
+    body, s = subject.body, subject.body.scale
+    t = (z - subject.heart.base) / subject.heart.length
+    tissue = np.full(px.shape, AIR, np.uint8)
+    cx, cy, a, b = BODY
+    tissue[_ellipse(px, py, s * cx, s * cy, s * a, s * b) < 1] = FAT
+    tissue[_ellipse(px, py, s * cx, s * cy, s * a - body.fat, s * b - body.fat) < 1] = MUSCLE
+    liver = float(np.clip((t - body.liver_start) / 0.3, 0.0, 1.0))
+    for (ex, ey, ea, eb), size in zip(LUNGS, (1.0, 1.0 - 0.6 * liver)):  # the right lung yields to the liver
+        tissue[_ellipse(px, py, s * ex, s * ey, s * ea * size, s * eb * size) < 1] = LUNG
+    if liver > 0:
+        ex, ey, ea, eb = LIVER_ELLIPSE
+        size = s * np.sqrt(liver)
+        tissue[_ellipse(px, py, s * ex, s * ey, size * ea, size * eb) < 1] = LIVER
+    spine = np.hypot(px - s * SPINE[0], py - s * SPINE[1])
+    tissue[spine < s * SPINE[2]] = BONE
+    tissue[spine < s * SPINE[2] - 3.0] = MARROW
+    tissue[np.hypot(px - s * AORTA[0], py - s * AORTA[1]) < s * AORTA[2]] = VESSEL
+    draw = _draw_atria if t < 0.0 else _draw_heart
+    if -ATRIAL_DEPTH < t < 1.0:  # paint only the pixels near the heart (speed)
+        near = np.hypot(px, py) < HEART_EXTENT * subject.heart.radius
+        part = tissue[near]
+        draw(part, subject.heart, px[near], py[near], t)
+        tissue[near] = part
+    return tissue
+
+
+def _heart_frame(heart: Heart, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Heart-frame coordinates (mm): +u toward the lateral wall, -u toward the septum and RV."""
+    cos, sin = np.cos(heart.axis), np.sin(heart.axis)
+    return (cos * px + sin * py) / heart.ellipticity, (-sin * px + cos * py) * heart.ellipticity
+
+
+def _draw_atria(tissue: np.ndarray, heart: Heart, px: np.ndarray, py: np.ndarray, t: float) -> None:
+    """Paint the blood of the atria and aortic root (background classes) above the base, in place."""
+    u, v = _heart_frame(heart, px, py)
+    size = heart.radius * np.sqrt(1.0 - (t / ATRIAL_DEPTH) ** 2)
+    for cu, cv, radius in ATRIA:
+        distance = np.hypot(u - cu * heart.radius, v - cv * heart.radius)
+        tissue[distance < radius * size + RV_WALL_MM] = RV_WALL
+    for cu, cv, radius in ATRIA:
+        tissue[np.hypot(u - cu * heart.radius, v - cv * heart.radius) < radius * size] = VESSEL
+
+
+def _draw_heart(tissue: np.ndarray, heart: Heart, px: np.ndarray, py: np.ndarray, t: float) -> None:
+    """Paint the heart's tissues at long-axis position ``t`` in [0, 1) into ``tissue``, in place."""
+    u, v = _heart_frame(heart, px, py)
+    theta = np.arctan2(v, u)
+    harmonics = enumerate(heart.harmonics, start=2)
+    wobble = 1.0 + sum(a * np.cos(k * theta + phase + twist * t) for k, (a, phase, twist) in harmonics)
+    radial = np.hypot(u, v) / wobble
+    epi = heart.radius * np.sqrt(1.0 - t**heart.taper)
+    endo = epi - heart.wall * (1.0 - 0.4 * t)  # negative at the apical cap
+    fat_angle, fat_mm = heart.fat
+    fat = EPICARDIAL_FAT_MM + fat_mm * np.maximum(np.cos(theta - fat_angle), 0.0) ** 3
+    tissue[radial < epi + fat] = FAT
+    offset, width, height, end = heart.rv
+    if t < end:
+        size = epi * np.sqrt(1.0 - (t / end) ** 2)
+        outside = radial >= epi
+        for grow, kind in ((RV_WALL_MM + EPICARDIAL_FAT_MM, FAT), (RV_WALL_MM, RV_WALL), (0.0, RV_BLOOD)):
+            inside = _ellipse(u, v, -offset * epi, 0.0, width * size + grow, height * size + grow) < 1
+            tissue[inside & outside] = kind
+    myo = radial < epi
+    tissue[myo] = MYO
+    if heart.lesion is not None:
+        depth = (radial - max(endo, 0.0)) / (epi - max(endo, 0.0))
+        edema, scar = lesion_masks(heart.lesion, theta, depth, t)
+        tissue[myo & edema] = EDEMA
+        tissue[myo & scar] = SCAR
+    if endo > 0:
+        tissue[radial < endo] = LV_BLOOD
+        if 0.2 < t < 0.8:  # anterolateral and posteromedial papillary muscles
+            for angle in (0.9, -0.9):
+                centre = 0.6 * endo * np.array([np.cos(angle), np.sin(angle)])
+                tissue[np.hypot(u - centre[0], v - centre[1]) < heart.papillary * endo] = PAPILLARY
+
+
+def lesion_masks(lesion: Lesion, theta: np.ndarray, depth: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """Edema and scar masks from the angle ``theta``, transmural ``depth`` (0 endo -> 1 epi) and ``t``.
+
+    The territory is an ellipse in (angle, t); a smooth bump over it sets how deep the lesion reaches
+    from the endocardium. Scar uses a smaller territory and depth, so scar ⊆ edema.
+    """
+    delta = np.angle(np.exp(1j * (theta - lesion.angle)))
+    width = lesion.width * (1.0 + lesion.ripple[0] * np.sin(3.0 * theta + lesion.ripple[1]))
+    radius2 = (delta / width) ** 2 + ((t - lesion.center) / lesion.extent) ** 2  # < 1 in the territory
+
+    def reach(size: float) -> np.ndarray:
+        return np.clip(1.0 - radius2 / size**2, 0.0, 1.0) ** 0.35
+
+    return depth < lesion.edema_depth * reach(1.0), depth < lesion.scar_depth * reach(lesion.scar_size)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One series' settings, shared by its frames: tissue signal, coil bias and noise level."""
+
+    signal: np.ndarray  # (len(TISSUES),) signal per tissue
+    bias: np.ndarray  # (5,) coefficients of the log-bias polynomial in x, y, x^2, y^2, xy
+    noise: float  # Rician sigma
+
+
+def sample_scan(rng: np.random.Generator, sequence: str) -> Scan:
+    """Draw a series of ``sequence`` (a ``SEQUENCE_CONTRAST`` key): per-tissue and global gain, bias, noise."""
+    if sequence not in SEQUENCE_CONTRAST:
+        known = ", ".join(SEQUENCE_CONTRAST)
+        raise ConfigError(f"sequence: the phantom has no contrast for {sequence!r}; known: {known}")
+    contrast = SEQUENCE_CONTRAST[sequence]
+    signal = CONTRAST[contrast] * np.exp(rng.normal(0.0, 0.08, len(TISSUES))) * rng.uniform(0.7, 1.3)
+    noise = NOISE[contrast] * signal[LV_BLOOD] * rng.uniform(0.7, 1.4)
+    return Scan(signal=signal, bias=rng.normal(0.0, 0.12, 5), noise=noise)
+
+
+def render_volume(
+    subject: Subject, geometry: Geometry, task: TaskSpec | str, scans: list[Scan], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Image ``(C, X, Y, Z)`` float32 and canonical label ``(X, Y, Z)`` of one frame.
+
+    Args:
+        scans: one per sequence, in ``task.sequences`` order.
+        rng: texture and noise of this frame.
+    """
+    spec = get_task(task) if isinstance(task, str) else task
+    if len(scans) != spec.n_channels:
+        raise ConfigError(f"scans: expected {spec.n_channels} (one per sequence of {spec.name}), got {len(scans)}")
+    px, py = _patient_grid(geometry)
+    thickness = 0.8 * min(geometry.spacing[2], 12.0)
+    stack = [
+        np.stack([render_tissue(subject, px, py, z + dz) for dz in (-thickness / 3, 0.0, thickness / 3)])
+        for z in geometry.z
+    ]  # (Z, 3 sub-slices, X, Y)
+    label = np.stack([_class_lut(spec)[sub[1]] for sub in stack], axis=-1)
+    image = np.stack([_acquire(stack, scan, rng) for scan in scans])
+    return image.astype(np.float32), label
+
+
+def _acquire(stack: list[np.ndarray], scan: Scan, rng: np.random.Generator) -> np.ndarray:
+    """One sequence ``(X, Y, Z)``: partial volume, texture, blur, bias, Rician noise."""
+    shape = stack[0].shape[1:]
+    x, y = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
+    bias = np.exp(np.tensordot(scan.bias, np.stack([x, y, x * x, y * y, x * y]), axes=1))
+    slices = []
+    for sub in stack:
+        clean = scan.signal[sub].mean(axis=0) * (1.0 + 0.06 * _smooth_noise(shape, 3.0, rng))
+        clean = ndimage.gaussian_filter(clean, 0.6) * bias
+        noisy = np.hypot(clean + scan.noise * rng.standard_normal(shape), scan.noise * rng.standard_normal(shape))
+        slices.append(np.clip(np.rint(noisy), 0, 4000))
+    return np.stack(slices, axis=-1)
+
+
+def _patient_grid(geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Patient-frame coordinates (mm) of the in-plane pixels, each ``(X, Y)``."""
+    (nx, ny, _), (sx, sy, _) = geometry.shape, geometry.spacing
+    gx, gy = np.meshgrid(
+        (np.arange(nx) - (nx - 1) / 2) * sx - geometry.shift[0],
+        (np.arange(ny) - (ny - 1) / 2) * sy - geometry.shift[1],
+        indexing="ij",
+    )
+    cos, sin = np.cos(geometry.pose), np.sin(geometry.pose)
+    return cos * gx - sin * gy, sin * gx + cos * gy
+
+
+def _class_lut(spec: TaskSpec) -> np.ndarray:
+    """Tissue -> canonical class of ``spec`` (see ``TISSUE_CLASSES``)."""
+    lut = np.zeros(len(TISSUES), np.uint8)
+    for tissue, names in TISSUE_CLASSES.items():
+        lut[tissue] = next((spec.classes.index(n) for n in names if n in spec.classes), 0)
+    return lut
+
+
+def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, a: float, b: float) -> np.ndarray:
+    """Ellipse function: < 1 inside the ellipse centred at (cx, cy) with semi-axes a, b."""
+    return ((x - cx) / a) ** 2 + ((y - cy) / b) ** 2
+
+
+def _smooth_noise(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian-smoothed white noise scaled to unit standard deviation."""
+    field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
+    return field / field.std()
+
+
+def _subject_id(task: str, split: str, number: int, frame: int) -> str:
+    if task == "acdc":
+        return f"patient{number:03d}_frame{frame:02d}"
+    if task == "mscmr":
+        return f"subject{number}_DE"
+    return f"myops_test_{number}" if split == "test" else f"myops_training_{number}"
+
+
+def _has_scribble(task: str, split: str) -> bool:
+    """Where the released datasets have scribbles: every train split, and ACDC val/test (weak_labels)."""
+    return split == "train" or task == "acdc"
+
+
+def _cases(
+    spec: TaskSpec, split: str, number: int, acquisition: Acquisition, seed: int
+) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray | None, tuple[float, float, float]]]:
+    """The volumes of one subject (ACDC: ED and ES frames): ``(id, image, label, scribble, spacing)``."""
+    task_index = list(TASKS).index(spec.name)
+    rng = np.random.default_rng([seed, task_index, number])
+    shows_lesion = any(SEQUENCE_CONTRAST[s] != "bssfp" for s in spec.sequences)
+    subject = sample_subject(rng, lesion=shows_lesion)
+    geometry = sample_geometry(rng, acquisition, spec.name, subject.heart.length)
+    scans = [sample_scan(rng, sequence) for sequence in spec.sequences]
+    frames = [(1 if spec.name == "acdc" else 0, subject.heart)]
+    if spec.name == "acdc":
+        frames.append((int(rng.integers(10, 15)), end_systole(subject.heart, rng)))
+    for frame, heart in frames:
+        frame_rng = np.random.default_rng([seed, task_index, number, frame])
+        image, label = render_volume(replace(subject, heart=heart), geometry, spec, scans, frame_rng)
+        scribble = synthesize_scribbles(label, spec, frame_rng) if _has_scribble(spec.name, split) else None
+        yield _subject_id(spec.name, split, number, frame), image, label, scribble, geometry.spacing
+
+
+def generate_phantom(
+    out: str | Path,
+    preset: str = "default",
+    seed: int = 0,
+    tasks: tuple[str, ...] = ("acdc", "mscmr", "myops"),
+    progress: bool = True,
+) -> dict[str, dict[str, list[str]]]:
+    """Write a synthetic data root holding the phantom versions of ``tasks`` in their official layouts.
+
+    Deterministic: one ``seed`` gives identical arrays, and each subject depends only on
+    (seed, task, subject number), so presets share their first subjects.
+
+    Args:
+        out: data root to write into (created).
+        preset: a key of :data:`PRESETS`.
+        seed: non-negative integer.
+        tasks: task names.
+        progress: show a progress bar.
+
+    Returns:
+        ``{task: {split: [subject ids]}}`` of the written cases.
+
+    Raises:
+        ConfigError: unknown preset or task, or a bad seed.
+    """
+    if preset not in PRESETS:
+        raise ConfigError(f"preset: unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed: expected a non-negative integer, got {seed!r}")
+    tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+    unknown = [t for t in tasks if t not in PRESETS[preset]]
+    if unknown:
+        raise ConfigError(f"tasks: unknown tasks {unknown}; expected some of {', '.join(PRESETS[preset])}")
+    jobs = [
+        (name, split, number)
+        for name in tasks
+        for split, count, numbers in zip(SPLITS, PRESETS[preset][name].counts, SUBJECT_NUMBERS[name])
+        for number in numbers[:count]
+    ]
+    summary: dict[str, dict[str, list[str]]] = {name: {split: [] for split in SPLITS} for name in tasks}
+    for name, split, number in tqdm(jobs, desc=f"phantom ({preset})", disable=not progress):
+        cases = _cases(TASKS[name], split, number, PRESETS[preset][name], int(seed))
+        for subject, image, label, scribble, spacing in cases:
+            write_case(name, out, split, subject, image, spacing, label=label, scribble=scribble)
+            summary[name][split].append(subject)
+    for name in tasks:
+        write_index(name, out, summary[name])
+    return summary
