@@ -1,0 +1,848 @@
+"""Training: profiles, the ModelMix objective (Eq. 9) as one module, the loop, checkpoints and DDP.
+
+One iteration draws one batch of every task of the run, evaluates :class:`ModelMixObjective` (all
+loss terms of all tasks and task pairs), and takes one Adam step over every parameter. Runs are
+reproducible: every random draw comes from a seeded generator whose state is checkpointed, so a resumed
+CPU run equals the uninterrupted one bit for bit.
+
+Run directory: ``config.json`` (the resolved :class:`TrainConfig`, method and tasks), ``split.json`` (the
+scribbled / unlabeled subjects), ``log.jsonl`` (one row per log interval and per validation),
+``last.pt`` (every ``ckpt_every`` steps and at the end), ``best.pt`` (best mean validation Dice) and
+``training_curves.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import time
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from .data.readers import load_split
+from .data.slices import SliceDataset, few_scribble_split
+from .data.tasks import TASKS, get_task
+from .errors import ConfigError
+from .evaluate import evaluate_cases
+from .losses import (
+    invariance_loss,
+    mixup_cross_entropy,
+    partial_cross_entropy,
+    supervised_loss,
+    total_loss,
+    vicinal_reg_loss,
+    vicinal_sup_loss,
+)
+from .methods import CORE_PRESETS, METHODS, CoreConfig, MethodConfig, check_method_tasks, get_core, get_method
+from .mixing import mixable_layers, random_layer, sample_lambda, virtual_forward
+from .models import TaskModelSet, as_model_input
+from .perturb import apply_cutout, augment, cutout_mask, mixup, partner_index, rotate, rotate_labels
+
+DEFAULT_DATA = Path("data/phantom")
+"""``--data`` default: the default phantom, generated there on first use."""
+
+# ----------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run needs besides the method, the tasks and the data. Each field is a ``--set`` key.
+
+    Attributes:
+        steps: optimizer steps; each step sees one batch of every task.
+        epochs: if > 0, overrides ``steps`` with ``epochs`` passes over the largest task's training slices.
+        batch_size: slices per task per step (global: split evenly over DDP ranks; paper: 16).
+        unlabeled_fraction: share of each batch drawn from unlabeled slices, for methods with an
+            unsupervised term (the paper does not give the ratio).
+        size: network input side ``S`` (paper: 256).
+        base: channels of the first UNet block (paper / released code: 64).
+        norm: ``"batch"`` or ``"none"`` (no BatchNorm: DDP then equals one process on the global batch).
+        lr, weight_decay: Adam (paper: lr 1e-3; the released code: 1e-4 and 5e-4).
+        n_scribbled: scribble-annotated subjects per task (paper §3.1: 5).
+        augment: random rotation / flips / crop-zoom of every training batch (§3.1).
+        log_every: steps between log rows (and non-finite checks).
+        val_every: steps between validations (and at the end); 0: never validate.
+        ckpt_every: steps between ``last.pt`` checkpoints (and at the end).
+        seed: seeds the subject split, the model init and every random stream.
+        device: ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
+        amp: bf16 autocast on CUDA (ignored elsewhere).
+        channels_last: channels-last memory format on CUDA (ignored elsewhere).
+        compile: ``torch.compile`` every task model.
+        core: the ModelMix core preset with any overrides (:class:`~modelmix_lite.methods.CoreConfig`).
+    """
+
+    steps: int = 300
+    epochs: int = 0
+    batch_size: int = 8
+    unlabeled_fraction: float = 0.5
+    size: int = 96
+    base: int = 16
+    norm: str = "batch"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    n_scribbled: int = 5
+    augment: bool = True
+    log_every: int = 10
+    val_every: int = 100
+    ckpt_every: int = 100
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    core: CoreConfig = CORE_PRESETS["paper"]
+
+    def __post_init__(self) -> None:
+        positive = ("steps", "batch_size", "size", "base", "log_every", "ckpt_every", "n_scribbled")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)!r}")
+        for name in ("epochs", "val_every", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr: must be > 0, got {self.lr!r}")
+        if self.size % 16:
+            raise ConfigError(f"size: must be a multiple of 16 (four 2x2 poolings), got {self.size}")
+        if not 0.0 <= self.unlabeled_fraction < 1.0:
+            raise ConfigError(f"unlabeled_fraction: must be in [0, 1), got {self.unlabeled_fraction!r}")
+        if self.norm not in ("batch", "none"):
+            raise ConfigError(f"norm: {self.norm!r} is not one of 'batch', 'none'")
+
+
+PROFILES: dict[str, TrainConfig] = {
+    # seconds: wiring checks and tests
+    "smoke": TrainConfig(steps=6, batch_size=4, size=32, base=8, log_every=2, val_every=6, ckpt_every=3),
+    # the book's default: minutes on 2 CPU cores, learns the phantom's anatomy
+    "cpu": TrainConfig(steps=300, batch_size=8, size=96, base=16, log_every=10, val_every=100, ckpt_every=100),
+    # one GPU: ~3k steps of a base-32 UNet at 256², a few minutes per method
+    "gpu": TrainConfig(steps=3000, batch_size=16, size=256, base=32, log_every=50, val_every=500, ckpt_every=500),
+    # paper §3.1: Adam 1e-3, batch 16, 256×256, 1000 epochs, a base-64 UNet
+    "paper": TrainConfig(epochs=1000, batch_size=16, size=256, base=64, log_every=100, val_every=2000,
+                         ckpt_every=2000),
+}
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _parse_value(key: str, text: str, kind: type) -> object:
+    """``text`` as a value of ``kind`` (bool, int, float or str); :class:`ConfigError` naming ``key`` otherwise."""
+    if kind is bool:
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+    else:
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    raise ConfigError(f"--set {key}={text}: expected {kind.__name__}")
+
+
+def _split_overrides(overrides: Mapping[str, str] | Sequence[str]) -> dict[str, str]:
+    if isinstance(overrides, Mapping):
+        return {str(k): str(v) for k, v in overrides.items()}
+    pairs = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item}: expected key=value")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def resolve_config(
+    profile: str, overrides: Mapping[str, str] | Sequence[str] = (), preset: str = "paper"
+) -> TrainConfig:
+    """The ``profile``'s :class:`TrainConfig` with the core ``preset`` and ``key=value`` overrides applied.
+
+    Keys are :class:`TrainConfig` fields or :class:`~modelmix_lite.methods.CoreConfig` fields (e.g.
+    ``steps=50``, ``detach_virtual=true``); values are parsed to the field's type.
+
+    Raises:
+        ConfigError: on an unknown profile, preset or key, or a value that does not parse or validate.
+    """
+    if profile not in PROFILES:
+        raise ConfigError(f"--profile: unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
+    train_types = typing.get_type_hints(TrainConfig)
+    core_types = typing.get_type_hints(CoreConfig)
+    train_set, core_set = {}, {}
+    for key, text in _split_overrides(overrides).items():
+        if key in train_types and key != "core":
+            train_set[key] = _parse_value(key, text, train_types[key])
+        elif key in core_types:
+            core_set[key] = _parse_value(key, text, core_types[key])
+        else:
+            known = [k for k in train_types if k != "core"] + list(core_types)
+            raise ConfigError(f"--set {key}: unknown option; known options: {', '.join(known)}")
+    core = dataclasses.replace(get_core(preset), **core_set)
+    return dataclasses.replace(PROFILES[profile], core=core, **train_set)
+
+
+def config_to_dict(config: TrainConfig) -> dict:
+    """Plain-JSON form of a config (the ``core`` field nested)."""
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(data: Mapping) -> TrainConfig:
+    """Inverse of :func:`config_to_dict`."""
+    return TrainConfig(**{**data, "core": CoreConfig(**data["core"])})
+
+
+# ----------------------------------------------------------------------------------------------
+# The objective (Eq. 9)
+# ----------------------------------------------------------------------------------------------
+
+
+def task_pairs(tasks: Sequence[str], scheme: str) -> list[tuple[str, str]]:
+    """The ordered task pairs Ω of Eqs. 6-7: ``"all"`` (i, j), i ≠ j, or ``"first"``: those with the first task."""
+    pairs = [(i, j) for i in tasks for j in tasks if i != j]
+    return pairs if scheme == "all" else [(i, j) for i, j in pairs if tasks[0] in (i, j)]
+
+
+def _rotation_mask(shape: tuple[int, ...], angle: Tensor, device: torch.device) -> Tensor:
+    """``(B, 1, H, W)``: 1 where a pixel survives rotating by ``angle`` and back (not a lost corner)."""
+    ones = torch.ones(shape[0], 1, *shape[2:], device=device)
+    return rotate(rotate(ones, angle, "nearest"), -angle, "nearest")
+
+
+class ModelMixObjective(nn.Module):
+    """The training loss of one iteration over all tasks: Eq. 9 with the method's terms switched on.
+
+    Per task ``i`` (batch ``x``, scribbles ``y``; the first ``n_scribbled`` rows are from scribbled
+    subjects, the rest unlabeled):
+
+    * ``x^c = 1_c ⊙ x`` — cutout (§2.1), when the method has L_inv; the host prediction ``f_i(x^c)``
+      is shared by all terms below;
+    * ``sup``   L_sup (Eq. 8; pCE alone unless ``method.dice``) on the scribbled rows, when there is no
+      L_vicinal-sup (which contains it, Eq. 7);
+    * ``inv``   Eq. 1 on all rows: mixup with an intra-batch partner, cosine to the mixed predictions
+      (``mixce``: the released code's mixup cross-entropy, ``core.mixup_ce``);
+    * for every pair ``(i, j)`` in Ω: the virtual model ``f̃_ij`` (one random mixable encoder layer,
+      ``λ ~ Beta``, Eq. 5; on a rotated batch if ``core.rotate_virtual``), then
+      ``vsup`` Eq. 7 on the scribbled rows and ``vreg`` Eq. 6 on all rows, summed over ``j``.
+
+    ``forward`` returns ``(loss, terms)``, ``terms`` keyed ``"{term}/{task}"`` with a fixed key set,
+    ``loss = total_loss(terms)``. All random draws come from :attr:`generator` (a CPU generator: no
+    host-device syncs); nothing is read back to the host.
+
+    Args:
+        models: the task models (``TaskModelSet``).
+        method, core: which terms, and how (see :mod:`modelmix_lite.methods`).
+        seed: seed of :attr:`generator`.
+    """
+
+    def __init__(self, models: TaskModelSet, method: MethodConfig, core: CoreConfig, seed: int = 0):
+        super().__init__()
+        self.models = models
+        self.method = method
+        self.core = core
+        self.generator = torch.Generator().manual_seed(seed)
+        self.pairs = task_pairs(models.tasks, core.pairs) if method.mixes_models else []
+        self.layers = {
+            task: mixable_layers(model, include_bn=core.mix_bn) for task, model in models.models.items()
+        }
+
+    def _sup(self, logits: Tensor, target: Tensor) -> Tensor:
+        if self.method.dice:
+            return supervised_loss(logits, target, self.core.dice_on, self.core.dice_average)
+        return partial_cross_entropy(logits, target)
+
+    def _cutout(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        size = max(1, round(self.core.cutout_size * x.shape[-1]))
+        mask = cutout_mask(x.shape[0], *x.shape[2:], size, self.core.cutout_p, self.generator, x.device)
+        return apply_cutout(x, mask, y, self.core.cutout_label_fill)
+
+    def _invariance(self, task: str, x: Tensor, y: Tensor, probs: Tensor) -> dict[str, Tensor]:
+        partner = partner_index(x.shape[0], self.generator, self.core.mixup_partner).to(x.device)
+        x_mix, lam = mixup(x, x[partner], self.core.mixup_alpha, self.generator)
+        logits_mix = self.models(task, x_mix)
+        terms = {"inv": invariance_loss(logits_mix.softmax(1), probs, probs[partner], lam, self.core.cos_reduce)}
+        if self.core.mixup_ce:
+            terms["mixce"] = mixup_cross_entropy(logits_mix, y, y[partner], lam)
+        return terms
+
+    def _vicinal(self, i: str, j: str, x: Tensor, y: Tensor, n: int, logits: Tensor) -> dict[str, Tensor]:
+        """Eqs. 5-7 for one ordered pair: the virtual model ``f̃_ij = h_i(ẽ)`` against the host ``f_i``."""
+        layer = random_layer(self.layers[i], self.generator)
+        lam = sample_lambda(self.core.lambda_alpha, x.device, self.generator)
+        mask = y_v = None
+        if self.core.rotate_virtual:
+            angle = torch.rand((), generator=self.generator) * 360
+            x, y_v = rotate(x, angle, "nearest"), rotate_labels(y, angle)
+            mask = _rotation_mask(x.shape, angle, x.device)
+        models = self.models.models
+        logits_v = virtual_forward(models[i], models[j], layer, lam, x, self.core.detach_virtual)
+        terms = {}
+        if self.method.vicinal_sup:
+            target_v = None if y_v is None else y_v[:n]
+            terms["vsup"] = vicinal_sup_loss(
+                logits_v[:n], logits[:n], y[:n], self.core.dice_on, target_v, self.core.dice_average
+            )
+        if self.method.vicinal_reg:
+            probs_v = logits_v.softmax(1)
+            if self.core.rotate_virtual:
+                probs_v = rotate(probs_v, -angle, "nearest")
+            terms["vreg"] = vicinal_reg_loss(probs_v, logits.softmax(1), self.core.cos_reduce, mask)
+        return terms
+
+    def forward(self, batches: Mapping[str, Mapping]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Eq. 9 for one iteration.
+
+        Args:
+            batches: task -> ``{"image": (B, 3, S, S) float, "target": (B, S, S) int64 with 255 =
+                unannotated, "n_scribbled": int}`` for every task of the model set.
+        Returns:
+            ``(loss, terms)``: the scalar total and the scalar terms it sums.
+        """
+        terms: dict[str, Tensor] = {}
+        host: dict[str, tuple[Tensor, Tensor, int, Tensor]] = {}
+        for task in self.models.tasks:
+            x, y, n = batches[task]["image"], batches[task]["target"], batches[task]["n_scribbled"]
+            if self.method.inv:
+                x, y = self._cutout(x, y)
+            logits = self.models(task, x)
+            host[task] = (x, y, n, logits)
+            if not self.method.vicinal_sup:
+                terms[f"sup/{task}"] = self._sup(logits[:n], y[:n])
+            if self.method.inv:
+                for name, value in self._invariance(task, x, y, logits.softmax(1)).items():
+                    terms[f"{name}/{task}"] = value
+        for i, j in self.pairs:
+            x, y, n, logits = host[i]
+            for name, value in self._vicinal(i, j, x, y, n, logits).items():
+                key = f"{name}/{i}"
+                terms[key] = terms[key] + value if key in terms else value
+        return total_loss(terms), terms
+
+
+# ----------------------------------------------------------------------------------------------
+# Data: few-scribble datasets and infinite seeded samplers
+# ----------------------------------------------------------------------------------------------
+
+
+def _derive_seed(*keys: int) -> int:
+    """A 63-bit seed from integer keys (stable across processes, unlike ``hash``)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+class InfiniteSampler:
+    """Endless reshuffled passes over a pool of dataset indices, in global batches sharded over ranks.
+
+    Every rank holds the same generator, so all ranks see the same global batch sequence; rank ``r``
+    keeps the ``r``-th contiguous shard. Its state (generator, current permutation, position) is
+    checkpointed by :meth:`state_dict`.
+    """
+
+    def __init__(self, pool: Sequence[int], batch: int, seed: int, rank: int = 0, world: int = 1):
+        if batch % world:
+            raise ConfigError(f"batch_size: {batch} slices do not split evenly over {world} processes")
+        self.pool = torch.as_tensor(list(pool), dtype=torch.long)
+        self.batch, self.rank, self.world = batch, rank, world
+        self.generator = torch.Generator().manual_seed(seed)
+        self.perm = torch.randperm(len(self.pool), generator=self.generator)
+        self.pos = 0
+
+    def next(self) -> list[int]:
+        """This rank's indices of the next global batch."""
+        chunks, need = [], self.batch
+        while need:
+            if self.pos == len(self.perm):
+                self.perm, self.pos = torch.randperm(len(self.pool), generator=self.generator), 0
+            take = min(need, len(self.perm) - self.pos)
+            chunks.append(self.perm[self.pos : self.pos + take])
+            self.pos, need = self.pos + take, need - take
+        shard = self.batch // self.world
+        return self.pool[torch.cat(chunks)[self.rank * shard : (self.rank + 1) * shard]].tolist()
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "perm": self.perm.clone(), "pos": self.pos}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.generator.set_state(state["generator"])
+        self.perm, self.pos = state["perm"].clone(), int(state["pos"])
+
+
+@dataclass
+class TaskData:
+    """One task's training slices, its samplers (scribbled, optionally unlabeled) and its validation cases."""
+
+    dataset: SliceDataset
+    samplers: dict[str, InfiniteSampler]
+    val_cases: list
+    split: dict[str, list[str]]
+
+    def next_batch(self) -> dict:
+        """``{"image": (B, C, S, S), "target": (B, S, S) int64, "n_scribbled": int}`` on the CPU."""
+        parts = [self.samplers[kind].next() for kind in ("scribbled", "unlabeled") if kind in self.samplers]
+        index = [i for part in parts for i in part]
+        return {
+            "image": torch.from_numpy(self.dataset.images[index]),
+            "target": torch.from_numpy(self.dataset.targets[index].astype(np.int64)),
+            "n_scribbled": len(parts[0]),
+        }
+
+
+def _load_task_data(
+    task: str, root: Path, config: TrainConfig, method: MethodConfig, index: int, rank: int, world: int
+) -> TaskData:
+    """Load one task's train/val splits, pick the scribbled subjects and build the slice pools."""
+    train_cases = load_split(task, root, "train")
+    subjects = [c.subject for c in train_cases]
+    if method.target == "label":
+        split = {"labelled": subjects, "unlabeled": []}
+        dataset = SliceDataset(train_cases, config.size, target="label")
+    else:
+        scribbled, unlabeled = few_scribble_split(subjects, config.n_scribbled, config.seed)
+        split = {"scribbled": scribbled, "unlabeled": unlabeled}
+        dataset = SliceDataset(train_cases, config.size, target="scribble", scribbled_subjects=scribbled)
+    n_unlabeled = round(config.batch_size * config.unlabeled_fraction) if method.uses_unlabeled else 0
+    if config.batch_size - n_unlabeled < 1:
+        raise ConfigError(f"batch_size: {config.batch_size} leaves no scribbled slice after unlabeled_fraction")
+    pools = {"scribbled": np.flatnonzero(dataset.annotated)}
+    sizes = {"scribbled": config.batch_size - n_unlabeled}
+    if n_unlabeled:
+        pools["unlabeled"], sizes["unlabeled"] = np.flatnonzero(~dataset.annotated), n_unlabeled
+    samplers = {}
+    for k, (kind, pool) in enumerate(pools.items()):
+        if len(pool) == 0:
+            raise ConfigError(f"--tasks: {task} has no {kind} training slices (check n_scribbled and the data)")
+        samplers[kind] = InfiniteSampler(pool, sizes[kind], _derive_seed(config.seed, index, k), rank, world)
+    if method.inv and config.batch_size // world < 2:
+        raise ConfigError(f"batch_size: mixup needs >= 2 slices per process, got {config.batch_size // world}")
+    val_cases = load_split(task, root, "val") if config.val_every else []
+    return TaskData(dataset, samplers, val_cases, split)
+
+
+def _prepare(batch: Mapping, generator: torch.Generator, config: TrainConfig, device: torch.device) -> dict:
+    """Model input (3 channels), optional augmentation, device and memory format."""
+    image = as_model_input(batch["image"].to(device, non_blocking=True))
+    target = batch["target"].to(device, non_blocking=True)
+    if config.augment:
+        image, (target,) = augment(image, [target], generator)
+    if config.channels_last and device.type == "cuda":
+        image = image.contiguous(memory_format=torch.channels_last)
+    return {"image": image, "target": target, "n_scribbled": batch["n_scribbled"]}
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints and random state
+# ----------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(state: Mapping, path: str | Path) -> None:
+    """``torch.save`` atomically: write ``path.tmp``, then ``os.replace`` it onto ``path``."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(dict(state), tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: tensors and plain types)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: checkpoint not found")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _rng_state(generators: Mapping[str, torch.Generator]) -> dict:
+    """This process's random state: python, numpy, torch CPU (+ CUDA) and the named generators."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+        "generators": {name: g.get_state() for name, g in generators.items()},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping, generators: Mapping[str, torch.Generator]) -> None:
+    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    for key, g in generators.items():
+        g.set_state(state["generators"][key])
+
+
+def _gather(obj: object, world: int) -> list:
+    """``obj`` from every rank (a one-element list without DDP)."""
+    if world == 1:
+        return [obj]
+    out = [None] * world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def replica_digest(module: nn.Module) -> Tensor:
+    """``(P,)`` float64: the sum of each parameter tensor — equal across DDP ranks that stayed in sync."""
+    return torch.stack([p.detach().double().sum().cpu() for p in module.parameters()])
+
+
+# ----------------------------------------------------------------------------------------------
+# Logging
+# ----------------------------------------------------------------------------------------------
+
+
+class TermMeter:
+    """Device-side running sums of the loss terms and the first step at which each went non-finite.
+
+    ``update`` never syncs with the host; :meth:`read` does, once per log interval (averaging over DDP
+    ranks), so a NaN/Inf is detected at the next log/checkpoint boundary but reported with its exact step.
+    """
+
+    def __init__(self, names: Sequence[str], device: torch.device):
+        self.names = list(names)
+        self.sums = torch.zeros(len(self.names), dtype=torch.float64, device=device)
+        self.first_bad = torch.full((len(self.names),), -1, dtype=torch.long, device=device)
+        self.count = 0
+
+    def update(self, step: int, values: Sequence[Tensor]) -> None:
+        v = torch.stack([t.detach().double() for t in values])
+        self.sums += v
+        self.first_bad = torch.where(~torch.isfinite(v) & (self.first_bad < 0), step, self.first_bad)
+        self.count += 1
+
+    def read(self, world: int) -> tuple[dict[str, float], tuple[int, str] | None]:
+        """Mean of each term since the last read, and ``(step, term)`` of the first non-finite value or None."""
+        sums, bad = self.sums.clone(), torch.where(self.first_bad < 0, torch.iinfo(torch.long).max, self.first_bad)
+        if world > 1:
+            dist.all_reduce(sums)
+            dist.all_reduce(bad, op=dist.ReduceOp.MIN)
+            sums /= world
+        means = (sums / max(self.count, 1)).tolist()
+        bad_list = bad.tolist()
+        self.sums.zero_()
+        self.count = 0
+        first = min(range(len(bad_list)), key=bad_list.__getitem__)
+        failure = None if bad_list[first] == torch.iinfo(torch.long).max else (bad_list[first], self.names[first])
+        return dict(zip(self.names, means)), failure
+
+
+def plot_training_curves(log_path: str | Path, out_path: str | Path) -> Path:
+    """Plot the loss terms and the validation Dice of a ``log.jsonl`` against the step; save as an image."""
+    rows = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
+    train_rows = [r for r in rows if "loss" in r]
+    val_rows = [r for r in rows if "val_dice" in r]
+    fig = Figure(figsize=(11, 4))
+    ax_loss, ax_val = fig.subplots(1, 2)
+    names = [k for k in (train_rows[0] if train_rows else {}) if k not in ("step", "time", "steps_per_s")]
+    for name in names:
+        ax_loss.plot([r["step"] for r in train_rows], [r[name] for r in train_rows], label=name,
+                     lw=2.5 if name == "loss" else 1.2)
+    ax_loss.set(xlabel="step", ylabel="loss term", title="training loss (Eq. 9 and its terms)")
+    if names:
+        ax_loss.legend(fontsize=7, ncol=2)
+    val_keys = [k for k in (val_rows[0] if val_rows else {}) if k.startswith("val_")]
+    for key in val_keys:
+        ax_val.plot([r["step"] for r in val_rows], [r[key] for r in val_rows], "o-", label=key,
+                    lw=2.5 if key == "val_dice" else 1.2)
+    ax_val.set(xlabel="step", ylabel="mean Dice", title="validation Dice", ylim=(0, 1))
+    if val_keys:
+        ax_val.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    return Path(out_path)
+
+
+# ----------------------------------------------------------------------------------------------
+# The training loop
+# ----------------------------------------------------------------------------------------------
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``"auto"``: this process's CUDA device (``LOCAL_RANK`` under torchrun), else mps, else cpu."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+_RESUME_FREE = ("steps", "epochs", "log_every", "val_every", "ckpt_every", "device", "compile")
+"""Fields a resumed run may change: they do not alter the trajectory of the parameters."""
+
+
+def _prepare_run_dir(out: Path, config: TrainConfig, method: str, tasks: list[str], overwrite: bool,
+                     resume: bool) -> None:
+    """Check the run directory against the flags (every rank, no writes); raise ConfigError on a clash."""
+    exists = out.exists() and any(out.iterdir())
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise ConfigError(f"{out}: nothing to resume (no last.pt)")
+        recorded = json.loads((out / "config.json").read_text())
+        if (recorded["method"], recorded["tasks"]) != (method, tasks):
+            raise ConfigError(
+                f"{out}: run was {recorded['method']} on {','.join(recorded['tasks'])}, "
+                f"not {method} on {','.join(tasks)}"
+            )
+        old, new = recorded["config"], config_to_dict(config)
+        changed = [k for k in new if k not in _RESUME_FREE and old.get(k) != new[k]]
+        if changed:
+            raise ConfigError(f"{out}: cannot resume with changed {', '.join(changed)} (see config.json)")
+    elif exists:
+        if not overwrite:
+            raise ConfigError(f"{out}: run directory exists; pass --overwrite to replace it or --resume to continue")
+        if not (out / "config.json").is_file():
+            raise ConfigError(f"{out}: not a run directory (no config.json); refusing to delete it")
+
+
+def _validate(objective: ModelMixObjective, data: Mapping[str, TaskData], config: TrainConfig,
+              device: torch.device) -> dict[str, float]:
+    """Mean 3-D Dice over the validation cases and structures of each task, and ``val_dice``, their mean."""
+    result = {}
+    for task, td in data.items():
+        rows = evaluate_cases(objective.models.models[task], td.val_cases, task, config.size, device, progress=False)
+        result[f"val_{task}"] = float(rows["dice"].mean())
+    result["val_dice"] = float(np.mean(list(result.values())))
+    return result
+
+
+def train(
+    config: TrainConfig,
+    data_root: str | Path,
+    out_dir: str | Path,
+    method: str | MethodConfig,
+    tasks: str | Sequence[str],
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Train ``method`` on ``tasks`` from ``data_root``; write the run to ``out_dir`` and return it.
+
+    Under ``torch.distributed`` (initialised by the caller, e.g. :func:`main_train` under torchrun) the
+    objective is wrapped in DDP, every task batch is sharded over the ranks and only rank 0 writes.
+    Non-finite losses are detected at each log and checkpoint boundary and raise FloatingPointError
+    naming the first bad step and term; ``last.pt`` then still holds the last good state.
+
+    Raises:
+        ConfigError: unknown method/task, a run directory clash, or options that do not fit the data.
+        DataError: unreadable data.
+        FloatingPointError: a non-finite loss.
+    """
+    method = get_method(method) if isinstance(method, str) else method
+    tasks = [t.strip().lower() for t in (tasks.split(",") if isinstance(tasks, str) else tasks)]
+    for task in tasks:
+        if task not in TASKS:
+            raise ConfigError(f"--tasks: unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    check_method_tasks(method, tasks)
+    out, root = Path(out_dir), Path(data_root)
+    distributed = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    _prepare_run_dir(out, config, method.name, tasks, overwrite, resume)
+    if distributed:
+        dist.barrier()
+
+    device = pick_device(config.device)
+    data = {t: _load_task_data(t, root, config, method, k, rank, world) for k, t in enumerate(tasks)}
+    steps = config.steps
+    if config.epochs:
+        pool = max(sum(len(s.pool) for s in td.samplers.values()) for td in data.values())
+        steps = math.ceil(config.epochs * pool / config.batch_size)
+
+    torch.manual_seed(_derive_seed(config.seed, 1, rank))  # dropout stream
+    models = TaskModelSet(tasks, config.base, None if config.core.dropout == "none" else config.core.dropout,
+                          config.norm, config.core.identical_init, method.shared_encoder,
+                          torch.Generator().manual_seed(config.seed))
+    objective = ModelMixObjective(models, method, config.core, _derive_seed(config.seed, 2, rank)).to(device)
+    if config.channels_last and device.type == "cuda":
+        objective.to(memory_format=torch.channels_last)
+    if config.compile:
+        for model in models.models.values():
+            model.compile()
+    optimizer = torch.optim.Adam(objective.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    augment_rng = torch.Generator().manual_seed(_derive_seed(config.seed, 3, rank))
+    generators = {"objective": objective.generator, "augment": augment_rng}
+    step, best = 0, -math.inf
+    if resume:
+        ckpt = load_checkpoint(out / "last.pt")
+        objective.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        for task in tasks:
+            for kind, sampler in data[task].samplers.items():
+                sampler.load_state_dict(ckpt["samplers"][task][kind])
+        if len(ckpt["rng"]) != world:
+            raise ConfigError(f"{out}: checkpoint was written by {len(ckpt['rng'])} processes, not {world}")
+        _set_rng_state(ckpt["rng"][rank], generators)
+        step, best = int(ckpt["step"]), float(ckpt["best"])
+    elif rank == 0:
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        (out / "config.json").write_text(json.dumps(
+            {"method": method.name, "tasks": tasks, "config": config_to_dict(config)}, indent=2))
+        (out / "split.json").write_text(json.dumps({t: data[t].split for t in tasks}, indent=2))
+    net = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None) \
+        if distributed else objective
+
+    def checkpoint_state() -> dict:
+        rng = _gather(_rng_state(generators), world)
+        return {
+            "model": objective.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "best": best,
+            "rng": rng,
+            "samplers": {t: {k: s.state_dict() for k, s in data[t].samplers.items()} for t in tasks},
+            "method": method.name,
+            "tasks": tasks,
+            "config": config_to_dict(config),
+            "replicas": _gather(replica_digest(objective), world),
+        }
+
+    def write_log(row: dict) -> None:
+        if rank == 0:
+            with open(out / "log.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    meter: TermMeter | None = None
+    bar = tqdm(total=steps, initial=step, desc=f"{method.name} {'+'.join(tasks)}", disable=not progress or rank)
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.amp and device.type == "cuda")
+    tick = time.perf_counter()
+    objective.train()
+    while step < steps:
+        batches = {t: _prepare(data[t].next_batch(), augment_rng, config, device) for t in tasks}
+        with autocast:
+            loss, terms = net(batches)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        if meter is None:
+            meter = TermMeter(["loss", *terms], device)
+        meter.update(step, [loss, *terms.values()])
+        bar.update()
+        at_end = step == steps
+        if step % config.log_every == 0 or step % config.ckpt_every == 0 or at_end:
+            n_steps = meter.count
+            means, failure = meter.read(world)
+            if failure is not None:
+                last = f"{out / 'last.pt'} (step {load_checkpoint(out / 'last.pt')['step']})" \
+                    if (out / "last.pt").is_file() else "none written yet"
+                raise FloatingPointError(
+                    f"non-finite loss at step {failure[0]}: term {failure[1]!r}; last good checkpoint: {last}"
+                )
+            now = time.perf_counter()
+            write_log({"step": step, **means, "steps_per_s": round(n_steps / max(now - tick, 1e-9), 3)})
+            tick = now
+            bar.set_postfix({k.split("/")[0] if len(tasks) == 1 else k: f"{v:.3f}" for k, v in means.items()},
+                            refresh=False)
+        if config.val_every and (step % config.val_every == 0 or at_end):
+            if rank == 0:
+                scores = _validate(objective, data, config, device)
+                write_log({"step": step, **scores})
+                if scores["val_dice"] > best:
+                    best = scores["val_dice"]
+                    save_checkpoint({"model": objective.state_dict(), "step": step, "val": scores,
+                                     "method": method.name, "tasks": tasks, "config": config_to_dict(config)},
+                                    out / "best.pt")
+            if distributed:
+                best_list = [best]
+                dist.broadcast_object_list(best_list)
+                best = best_list[0]
+        if step % config.ckpt_every == 0 or at_end:
+            state = checkpoint_state()
+            if rank == 0:
+                save_checkpoint(state, out / "last.pt")
+            if len({tuple(d.tolist()) for d in state["replicas"]}) > 1:
+                raise RuntimeError(f"DDP replicas diverged by step {step}: parameter sums differ between ranks")
+    bar.close()
+    if rank == 0 and (out / "log.jsonl").is_file():
+        plot_training_curves(out / "log.jsonl", out / "training_curves.png")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+
+
+def _epilog() -> str:
+    methods = "\n".join(f"  {name:<9} {m.summary}" for name, m in METHODS.items())
+    tasks = "\n".join(f"  {name:<9} {spec.title}" for name, spec in TASKS.items())
+    profiles = "\n".join(
+        f"  {name:<9} steps={'%d epochs' % p.epochs if p.epochs else p.steps}, batch {p.batch_size}/task, "
+        f"{p.size}x{p.size}, base {p.base}" for name, p in PROFILES.items()
+    )
+    return f"methods:\n{methods}\n\ntasks:\n{tasks}\n\nprofiles:\n{profiles}"
+
+
+def _init_distributed() -> None:
+    """Join the torchrun process group when ``WORLD_SIZE > 1`` (nccl on CUDA, gloo otherwise)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group(backend)
+
+
+def main_train(argv: Sequence[str]) -> int:
+    """``train`` command: parse ``argv``, train, print the run directory; return 0."""
+    parser = argparse.ArgumentParser(
+        prog="python -m modelmix_lite train",
+        description="Train a method on one or more tasks (multi-GPU: torchrun --nproc_per_node=N -m modelmix_lite train).",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--method", default="modelmix", help="method name (listed below; default modelmix)")
+    parser.add_argument("--tasks", default="myops,mscmr", help="comma-separated tasks (default myops,mscmr)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help=f"data root (default {DEFAULT_DATA}; the default phantom is generated there if absent)")
+    parser.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
+    parser.add_argument("--preset", default="paper", help=f"core preset: {', '.join(CORE_PRESETS)} (default paper)")
+    parser.add_argument("--out", type=Path, default=None, help="run directory (default runs/METHOD_TASKS_PROFILE)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a TrainConfig or CoreConfig field (repeatable), e.g. --set steps=50")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (shortcut for --set seed=N)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps (shortcut for --set device=...)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(list(argv))
+
+    method = get_method(args.method)
+    tasks = [t.strip().lower() for t in args.tasks.split(",") if t.strip()]
+    overrides = _split_overrides(args.overrides)
+    if args.seed is not None:
+        overrides["seed"] = str(args.seed)
+    if args.device is not None:
+        overrides["device"] = args.device
+    config = resolve_config(args.profile, overrides, args.preset)
+    out = args.out or Path("runs") / f"{method.name.replace('#', 'ablation')}_{'+'.join(tasks)}_{args.profile}"
+    _init_distributed()
+    if not args.data.exists() and args.data == DEFAULT_DATA:
+        if not dist.is_initialized() or dist.get_rank() == 0:
+            from .data.phantom import generate_phantom
+
+            generate_phantom(args.data, preset="default", seed=0)
+        if dist.is_initialized():
+            dist.barrier()
+    run = train(config, args.data, out, method, tasks, args.overwrite, args.resume, progress=not args.quiet)
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        print(f"run directory: {run}")
+    return 0

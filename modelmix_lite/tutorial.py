@@ -1,0 +1,162 @@
+"""Small helpers the tutorial notebooks call, so the notebooks hold prose and calls, not logic."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .data.phantom import generate_phantom
+from .data.tasks import TASKS
+from .errors import ConfigError, DataError
+from .train import PROFILES
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def in_colab() -> bool:
+    """True inside a Google Colab kernel."""
+    return "google.colab" in sys.modules
+
+
+def resolve_profile(profile: str | None) -> str:
+    """Return the run profile: ``None``/``"auto"`` -> ``"gpu"`` when CUDA is available, else ``"cpu"``.
+
+    Raises:
+        ConfigError: on a name that is neither ``"auto"`` nor a key of :data:`~modelmix_lite.train.PROFILES`.
+    """
+    if profile is None or profile == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if profile not in PROFILES:
+        raise ConfigError(f"profile: unknown profile {profile!r}; expected one of {', '.join(PROFILES)} or 'auto'")
+    return profile
+
+
+def in_source_checkout() -> bool:
+    """True when the package is imported from a source checkout (editable install), not from site-packages."""
+    return (REPO_ROOT / "pyproject.toml").is_file()
+
+
+def phantom_dir(preset: str, seed: int = 0) -> Path:
+    """The folder of the notebooks' phantom of ``preset`` and ``seed``.
+
+    ``data/phantom`` for the ``default`` preset with seed 0, else ``data/phantom_<preset>[_seed<seed>]``, so
+    a smoke phantom is never mistaken for the book's. ``data/`` is ``/content/data`` on Colab, the
+    repository's in a source checkout, else ``./data``.
+    """
+    if in_colab():
+        base = Path("/content/data")
+    else:
+        base = REPO_ROOT / "data" if in_source_checkout() else Path.cwd() / "data"
+    name = "phantom" + ("" if preset == "default" else f"_{preset}") + ("" if seed == 0 else f"_seed{seed}")
+    return base / name
+
+
+def available_tasks(root: str | Path) -> list[str]:
+    """The tasks whose dataset folder (``ACDC_dataset/``, ``MSCMR_dataset/``, ``MyoPS/``) is in ``root``."""
+    return [name for name, spec in TASKS.items() if (Path(root) / spec.folder).is_dir()]
+
+
+def resolve_data_root(data_root: str | Path | None, profile: str, seed: int = 0) -> Path:
+    """Return the data root a notebook reads from.
+
+    ``None`` means the synthetic phantom in :func:`phantom_dir`: preset ``"smoke"`` for the smoke profile,
+    ``"default"`` otherwise; reused when that folder already holds a dataset, else generated there (into a
+    temporary folder first, so an interrupted run never leaves half a phantom). A given path is returned
+    after checking that it holds at least one dataset folder.
+
+    Raises:
+        DataError: when a given ``data_root`` does not exist or holds none of the dataset folders, or the
+            phantom's folder is taken by something else.
+        ConfigError: on an unknown ``profile``.
+    """
+    if data_root is not None:
+        root = Path(data_root).expanduser()
+        if not root.is_dir():
+            raise DataError(f"data_root: {root} does not exist or is not a folder")
+        if not available_tasks(root):
+            folders = ", ".join(f"{spec.folder}/" for spec in TASKS.values())
+            raise DataError(f"data_root: {root} holds none of the dataset folders {folders}")
+        return root
+    preset = "smoke" if resolve_profile(profile) == "smoke" else "default"
+    root = phantom_dir(preset, seed)
+    if not available_tasks(root):
+        root.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f"{root.name}.", suffix=".tmp", dir=root.parent))
+        generate_phantom(partial, preset=preset, seed=seed)
+        try:
+            partial.rename(root)
+        except OSError:  # another run wrote it meanwhile, or a non-empty folder is in the way
+            shutil.rmtree(partial)
+            if not available_tasks(root):
+                raise DataError(f"{root}: exists but holds no dataset folder; remove it to regenerate") from None
+    return root
+
+
+def with_label_and_scribble(cases: Sequence[Any]) -> list[Any]:
+    """The cases that carry both a ground truth and a scribble (what scribble statistics need)."""
+    return [case for case in cases if case.label is not None and case.scribble is not None]
+
+
+def task_table() -> pd.DataFrame:
+    """One row per task: dataset, input sequences, classes and the structures its results report."""
+    rows = [
+        {"task": spec.name, "dataset": spec.title, "sequences": ", ".join(spec.sequences),
+         "classes": ", ".join(spec.classes), "evaluated": ", ".join(spec.structures)}
+        for spec in TASKS.values()
+    ]
+    return pd.DataFrame(rows).set_index("task")
+
+
+def glue(name: str, value: object, display: bool = False) -> None:
+    """``myst_nb.glue`` when it is installed (the book build); nothing otherwise (Colab, plain Jupyter).
+
+    NumPy scalars are glued as Python numbers: their NumPy 2 repr (``np.float64(0.1)``) defeats the
+    format specs of ``{glue:text}`name:.1%```.
+    """
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return
+    myst_glue(name, value.item() if isinstance(value, np.generic) else value, display=display)
+
+
+def _git(*args: str) -> str:
+    command = ["git", "--no-optional-locks", "-C", str(REPO_ROOT), *args]  # never takes the index lock
+    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+
+
+def git_commit() -> str | None:
+    """Short commit hash of the source checkout (``+dirty`` with local changes), or ``None`` outside one."""
+    if not in_source_checkout():
+        return None
+    try:
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        return _git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def describe_environment() -> dict[str, str | bool | None]:
+    """Versions, device and commit, printed at the top of each notebook for provenance."""
+    cuda = torch.cuda.is_available()
+    return {
+        "python": platform.python_version(),
+        "modelmix_lite": version("modelmix_lite"),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "device": "cuda" if cuda else "cpu",
+        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "colab": in_colab(),
+        "commit": git_commit(),
+    }

@@ -1,0 +1,25 @@
+"""Fixtures shared by the test modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository checkout (where ``pyproject.toml`` lives)."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def phantom_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root holding the ``smoke`` phantom of every task (seed 0), generated once per session. Read-only."""
+    from modelmix_lite.data.phantom import generate_phantom
+
+    root = tmp_path_factory.mktemp("phantom")
+    generate_phantom(root, "smoke", 0)
+    return root
