@@ -3,7 +3,7 @@
 
 PYTHON ?= python3
 PROFILE ?= cpu
-JB_FLAGS ?= -W -n --keep-going --all
+JB_FLAGS ?= -W --keep-going --all
 
 VENV := .venv
 BIN := $(VENV)/bin

@@ -62,7 +62,7 @@ PEAK_TFLOPS: tuple[tuple[str, float, str], ...] = (
 """Dense tensor-core peak per device-name pattern (first match wins): ``(regex, TFLOP/s, dtype)``."""
 
 COMPARE_FIELDS: tuple[str, ...] = (
-    "step_s", "samples_per_s", "flops_per_step", "tflop_per_s", "s_per_gflop", "peak_memory_mib",
+    "step_s", "step_cpu_s", "samples_per_s", "flops_per_step", "tflop_per_s", "s_per_gflop", "peak_memory_mib",
     "inference_slices_per_s",
 )
 """The per-method fields that ``--compare`` divides (B / A)."""
@@ -115,18 +115,23 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _median_seconds(fn: Callable[[], object], steps: int, warmup: int, device: torch.device) -> float:
-    """Median wall time of ``fn()`` over ``steps`` calls after ``warmup`` untimed ones (synchronised on CUDA)."""
+def time_steps(fn: Callable[[], object], steps: int, warmup: int, device: torch.device) -> tuple[float, float]:
+    """Median wall and median process-CPU seconds of ``fn()`` over ``steps`` calls after ``warmup`` untimed ones.
+
+    On CUDA every call is bracketed by ``torch.cuda.synchronize``. The CPU time (all threads of this process)
+    ignores the time other processes hold the cores, so on a shared machine it is the steadier cost measure.
+    """
     for _ in range(warmup):
         fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(steps):
         _sync(device)
-        tick = time.perf_counter()
+        tick, cpu_tick = time.perf_counter(), time.process_time()
         fn()
         _sync(device)
-        times.append(time.perf_counter() - tick)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - tick)
+        cpu.append(time.process_time() - cpu_tick)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def _peak_memory_mib(device: torch.device) -> float:
@@ -228,33 +233,33 @@ def bench_method(
     if compile:
         for model in models.models.values():
             model.compile()
-    step_s = _median_seconds(train_step, steps, warmup, device)
+    step_s, step_cpu_s = time_steps(train_step, steps, warmup, device)
     peak_memory = _peak_memory_mib(device)
     objective.eval()
-    infer_s = _median_seconds(infer, steps, warmup, device)
-    samples = batch * len(tasks)
-    result = {
+    infer_s, _ = time_steps(infer, steps, warmup, device)
+    samples, gflops = batch * len(tasks), flops / 1e9
+    peak = peak_tflops(_device_name(device)) if device.type == "cuda" else None
+    on_cpu = device.type == "cpu"
+    return {
         "method": method.name,
         "preset": spec.partition(":")[2] or "paper",
         "step_s": step_s,
+        "step_cpu_s": step_cpu_s if on_cpu else None,
         "samples_per_s": samples / step_s,
         "peak_memory_mib": peak_memory,
         "flops_per_step": flops,
         "tflop_per_s": flops / step_s / 1e12,
-        "s_per_gflop": step_s / (flops / 1e9),
-        "fraction_of_peak": None,
+        "s_per_gflop": step_s / gflops,
+        "cpu_s_per_gflop": step_cpu_s / gflops if on_cpu else None,
+        "fraction_of_peak": None if peak is None else flops / step_s / 1e12 / peak[0],
         "inference_slices_per_s": samples / infer_s,
     }
-    peak = peak_tflops(_device_name(device)) if device.type == "cuda" else None
-    if peak is not None:
-        result["fraction_of_peak"] = result["tflop_per_s"] / peak[0]
-    return result
 
 
-def overhead_ratios(results: dict[str, dict]) -> dict[str, float | None]:
-    """Each method's seconds per FLOP divided by ``#1``'s (None for all when ``#1`` was not benchmarked)."""
-    base = next((r["s_per_gflop"] for r in results.values() if r["method"] == "#1"), None)
-    return {spec: None if base is None else r["s_per_gflop"] / base for spec, r in results.items()}
+def overhead_ratios(results: dict[str, dict], field: str = "s_per_gflop") -> dict[str, float | None]:
+    """Each method's ``field`` (seconds per FLOP) divided by ``#1``'s; None where either is missing."""
+    base = next((r[field] for r in results.values() if r["method"] == "#1"), None)
+    return {spec: None if base is None or r[field] is None else r[field] / base for spec, r in results.items()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -361,8 +366,9 @@ def run_bench(
 
     Returns:
         ``{"device", "torch", "commit", "dirty", "host", "settings", "results": {spec: {...}}, "overhead",
-        "data", "created"}``. ``overhead`` holds each ``#4`` spec's seconds-per-FLOP ratio to ``#1``, the
-        target and whether all are within it.
+        "data", "created"}``. ``overhead`` holds each ``#4`` spec's seconds-per-FLOP ratio to ``#1`` (its
+        ``basis``: process CPU time on a CPU device, wall time elsewhere), the target and whether all are
+        within it.
 
     Raises:
         ConfigError: on a bad option, an unknown method spec, or a method that needs more tasks.
@@ -379,9 +385,11 @@ def run_bench(
         gc.collect()
         if dev.type == "cuda":
             torch.cuda.empty_cache()
-    for spec, ratio in overhead_ratios(results).items():
-        results[spec]["s_per_flop_vs_#1"] = ratio
-    ratios = {spec: r["s_per_flop_vs_#1"] for spec, r in results.items() if r["method"] == "#4"}
+    for field, key in (("s_per_gflop", "s_per_flop_vs_#1"), ("cpu_s_per_gflop", "cpu_s_per_flop_vs_#1")):
+        for spec, ratio in overhead_ratios(results, field).items():
+            results[spec][key] = ratio
+    basis = "cpu_s_per_flop_vs_#1" if dev.type == "cpu" else "s_per_flop_vs_#1"
+    ratios = {spec: r[basis] for spec, r in results.items() if r["method"] == "#4"}
     known = [v for v in ratios.values() if v is not None]
     commit = _git("rev-parse", "HEAD")
     peak = peak_tflops(_device_name(dev)) if dev.type == "cuda" else None
@@ -399,7 +407,7 @@ def run_bench(
             "peak_tflops": None if peak is None else {"value": peak[0], "dtype": peak[1]},
         },
         "results": results,
-        "overhead": {"target": OVERHEAD_TARGET, "ratios": ratios,
+        "overhead": {"target": OVERHEAD_TARGET, "basis": basis, "ratios": ratios,
                      "within_target": all(v <= OVERHEAD_TARGET for v in known) if known else None},
         "data": bench_data(tasks, size, batch, steps, warmup, data_root, workers),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -412,7 +420,8 @@ def run_bench(
 
 _TABLE_COLUMNS: dict[str, str] = {
     "step_s": "step s", "samples_per_s": "samples/s", "flops_per_step": "GFLOP/step", "tflop_per_s": "TFLOP/s",
-    "s_per_gflop": "ms/GFLOP", "s_per_flop_vs_#1": "vs #1", "fraction_of_peak": "of peak",
+    "s_per_gflop": "ms/GFLOP", "s_per_flop_vs_#1": "vs #1", "cpu_s_per_flop_vs_#1": "cpu vs #1",
+    "fraction_of_peak": "of peak",
     "peak_memory_mib": "peak MiB", "inference_slices_per_s": "infer slices/s",
 }
 
@@ -428,7 +437,7 @@ def format_table(record: dict) -> str:
         f"device {record['device']} | torch {record['torch']} | host {record['host']}",
         f"commit {record['commit']}{' (dirty)' if record['dirty'] else ''} | settings {json.dumps(record['settings'])}",
         frame.to_string(float_format=lambda v: f"{v:.4g}"),
-        f"overhead (#4 s/FLOP / #1 s/FLOP, target <= {record['overhead']['target']}): "
+        f"overhead ({record['overhead']['basis']}, target <= {record['overhead']['target']}): "
         + ", ".join(f"{k} {v:.3f}" for k, v in record["overhead"]["ratios"].items() if v is not None),
         f"data ({data['n_slices']} slices, {data['workers']} loader workers): "
         + "; ".join(f"{s}: build {data[s]['build_slices_per_s']:.4g} slices/s, loader "

@@ -33,14 +33,10 @@ def _summary(fn: Command) -> str:
     return (fn.__doc__ or "").strip().partition("\n")[0]
 
 
-def _parser(fn: Command) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=f"{PROG} {fn.__name__}", description=_summary(fn))
-
-
 @command
 def phantom(argv: list[str]) -> int:
     """Write the synthetic cardiac phantom in the ACDC / MSCMRseg / MyoPS folder layouts."""
-    parser = _parser(phantom)
+    parser = argparse.ArgumentParser(prog=f"{PROG} phantom", description=_summary(phantom))
     parser.add_argument("--out", type=Path, required=True, help="data root to write (created if absent)")
     parser.add_argument("--preset", choices=("smoke", "default", "paper"), default="default",
                         help="size of the phantom: smoke (seconds), default (the book), paper (paper-sized splits)")
@@ -72,6 +68,14 @@ def train(argv: list[str]) -> int:
     return main_train(argv)
 
 
+@command
+def bench(argv: list[str]) -> int:
+    """Time one training step of each method: step time, samples/s, peak memory, FLOPs."""
+    from .bench import main_bench
+
+    return main_bench(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit status (1 after a :class:`~modelmix_lite.errors.DataError` or
     :class:`~modelmix_lite.errors.ConfigError`)."""
@@ -84,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("command", nargs="?", choices=COMMANDS, metavar="COMMAND", help=", ".join(COMMANDS))
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the command's options")
-    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    args = parser.parse_args(argv)
     if args.command is None:
         parser.error(f"a command is required: {', '.join(COMMANDS)}")
     try:

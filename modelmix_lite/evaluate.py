@@ -94,10 +94,7 @@ def evaluate_cases(
     Returns:
         One row per (case, structure): ``case, structure, dice, hd, hd95`` (see :func:`metrics.summarize`).
     """
-    try:
-        spec = task if isinstance(task, TaskSpec) else get_task(task)
-    except KeyError as err:
-        raise ConfigError(f"task: {err.args[0]}") from None
+    spec = get_task(task)
     rows = []
     for case in tqdm(cases, desc=f"evaluate {spec.name}", disable=not progress):
         if case.task != spec.name:

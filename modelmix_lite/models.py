@@ -247,10 +247,7 @@ class TaskModelSet(nn.Module):
         tasks = [t.lower() for t in tasks]
         if not tasks or len(set(tasks)) != len(tasks):
             raise ConfigError(f"tasks: expected distinct task names, got {tasks}")
-        try:
-            specs = [get_task(t) for t in tasks]
-        except KeyError as err:
-            raise ConfigError(f"tasks: {err.args[0]}") from None
+        specs = [get_task(t) for t in tasks]
         self.models = nn.ModuleDict(
             {s.name: UNet(3, s.n_classes, base, dropout, norm, generator) for s in specs}
         )

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
@@ -37,7 +36,7 @@ from tqdm.auto import tqdm
 
 from .data.readers import load_split
 from .data.slices import SliceDataset, few_scribble_split
-from .data.tasks import TASKS, get_task
+from .data.tasks import TASKS
 from .errors import ConfigError
 from .evaluate import evaluate_cases
 from .losses import (
@@ -132,7 +131,7 @@ PROFILES: dict[str, TrainConfig] = {
     # seconds: wiring checks and tests
     "smoke": TrainConfig(steps=6, batch_size=4, size=32, base=8, log_every=2, val_every=6, ckpt_every=3),
     # the book's default: minutes on 2 CPU cores, learns the phantom's anatomy
-    "cpu": TrainConfig(steps=300, batch_size=8, size=96, base=16, log_every=10, val_every=100, ckpt_every=100),
+    "cpu": TrainConfig(steps=200, batch_size=8, size=96, base=16, log_every=10, val_every=50, ckpt_every=50),
     # one GPU: ~3k steps of a base-32 UNet at 256², a few minutes per method
     "gpu": TrainConfig(steps=3000, batch_size=16, size=256, base=32, log_every=50, val_every=500, ckpt_every=500),
     # paper §3.1: Adam 1e-3, batch 16, 256×256, 1000 epochs, a base-64 UNet
@@ -588,7 +587,7 @@ _RESUME_FREE = ("steps", "epochs", "log_every", "val_every", "ckpt_every", "devi
 """Fields a resumed run may change: they do not alter the trajectory of the parameters."""
 
 
-def _prepare_run_dir(out: Path, config: TrainConfig, method: str, tasks: list[str], overwrite: bool,
+def _check_run_dir(out: Path, config: TrainConfig, method: str, tasks: list[str], overwrite: bool,
                      resume: bool) -> None:
     """Check the run directory against the flags (every rank, no writes); raise ConfigError on a clash."""
     exists = out.exists() and any(out.iterdir())
@@ -612,6 +611,16 @@ def _prepare_run_dir(out: Path, config: TrainConfig, method: str, tasks: list[st
             raise ConfigError(f"{out}: not a run directory (no config.json); refusing to delete it")
 
 
+def _summed_terms(means: Mapping[str, float]) -> dict[str, str]:
+    """Progress-bar view: each term summed over tasks (``inv/myops + inv/mscmr -> inv``), loss first."""
+    out = {"loss": means["loss"]}
+    for key, value in means.items():
+        if key != "loss":
+            name = key.split("/")[0]
+            out[name] = out.get(name, 0.0) + value
+    return {k: f"{v:.3f}" for k, v in out.items()}
+
+
 def _validate(objective: ModelMixObjective, data: Mapping[str, TaskData], config: TrainConfig,
               device: torch.device) -> dict[str, float]:
     """Mean 3-D Dice over the validation cases and structures of each task, and ``val_dice``, their mean."""
@@ -621,6 +630,49 @@ def _validate(objective: ModelMixObjective, data: Mapping[str, TaskData], config
         result[f"val_{task}"] = float(rows["dice"].mean())
     result["val_dice"] = float(np.mean(list(result.values())))
     return result
+
+
+def build_objective(
+    config: TrainConfig, method: MethodConfig, tasks: Sequence[str], device: torch.device, rank: int = 0
+) -> ModelMixObjective:
+    """The task models (seeded by ``config.seed``) inside the objective, on ``device``; seeds the dropout stream."""
+    torch.manual_seed(_derive_seed(config.seed, 1, rank))  # dropout: the global torch RNG, one stream per rank
+    models = TaskModelSet(tasks, config.base, None if config.core.dropout == "none" else config.core.dropout,
+                          config.norm, config.core.identical_init, method.shared_encoder,
+                          torch.Generator().manual_seed(config.seed))
+    objective = ModelMixObjective(models, method, config.core, _derive_seed(config.seed, 2, rank)).to(device)
+    if config.channels_last and device.type == "cuda":
+        objective.to(memory_format=torch.channels_last)
+    if config.compile:
+        for model in models.models.values():
+            model.compile()
+    return objective
+
+
+def _start_run_dir(out: Path, method: MethodConfig, tasks: list[str], config: TrainConfig,
+                   data: Mapping[str, TaskData]) -> None:
+    """(Re)create ``out`` with ``config.json`` and ``split.json``."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    record = {"method": method.name, "tasks": tasks, "config": config_to_dict(config)}
+    (out / "config.json").write_text(json.dumps(record, indent=2))
+    (out / "split.json").write_text(json.dumps({t: td.split for t, td in data.items()}, indent=2))
+
+
+def _restore(path: Path, objective: nn.Module, optimizer: torch.optim.Optimizer, data: Mapping[str, TaskData],
+             generators: Mapping[str, torch.Generator], rank: int, world: int) -> tuple[int, float]:
+    """Load ``last.pt`` into the objective, optimizer, samplers and random streams; return ``(step, best)``."""
+    ckpt = load_checkpoint(path)
+    if len(ckpt["rng"]) != world:
+        raise ConfigError(f"{path}: written by {len(ckpt['rng'])} processes; resume with as many, not {world}")
+    objective.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    for task, td in data.items():
+        for kind, sampler in td.samplers.items():
+            sampler.load_state_dict(ckpt["samplers"][task][kind])
+    _set_rng_state(ckpt["rng"][rank], generators)
+    return int(ckpt["step"]), float(ckpt["best"])
 
 
 def train(
@@ -654,7 +706,7 @@ def train(
     out, root = Path(out_dir), Path(data_root)
     distributed = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    _prepare_run_dir(out, config, method.name, tasks, overwrite, resume)
+    _check_run_dir(out, config, method.name, tasks, overwrite, resume)
     if distributed:
         dist.barrier()
 
@@ -665,38 +717,15 @@ def train(
         pool = max(sum(len(s.pool) for s in td.samplers.values()) for td in data.values())
         steps = math.ceil(config.epochs * pool / config.batch_size)
 
-    torch.manual_seed(_derive_seed(config.seed, 1, rank))  # dropout stream
-    models = TaskModelSet(tasks, config.base, None if config.core.dropout == "none" else config.core.dropout,
-                          config.norm, config.core.identical_init, method.shared_encoder,
-                          torch.Generator().manual_seed(config.seed))
-    objective = ModelMixObjective(models, method, config.core, _derive_seed(config.seed, 2, rank)).to(device)
-    if config.channels_last and device.type == "cuda":
-        objective.to(memory_format=torch.channels_last)
-    if config.compile:
-        for model in models.models.values():
-            model.compile()
+    objective = build_objective(config, method, tasks, device, rank)
     optimizer = torch.optim.Adam(objective.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     augment_rng = torch.Generator().manual_seed(_derive_seed(config.seed, 3, rank))
     generators = {"objective": objective.generator, "augment": augment_rng}
     step, best = 0, -math.inf
     if resume:
-        ckpt = load_checkpoint(out / "last.pt")
-        objective.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        for task in tasks:
-            for kind, sampler in data[task].samplers.items():
-                sampler.load_state_dict(ckpt["samplers"][task][kind])
-        if len(ckpt["rng"]) != world:
-            raise ConfigError(f"{out}: checkpoint was written by {len(ckpt['rng'])} processes, not {world}")
-        _set_rng_state(ckpt["rng"][rank], generators)
-        step, best = int(ckpt["step"]), float(ckpt["best"])
+        step, best = _restore(out / "last.pt", objective, optimizer, data, generators, rank, world)
     elif rank == 0:
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
-        (out / "config.json").write_text(json.dumps(
-            {"method": method.name, "tasks": tasks, "config": config_to_dict(config)}, indent=2))
-        (out / "split.json").write_text(json.dumps({t: data[t].split for t in tasks}, indent=2))
+        _start_run_dir(out, method, tasks, config, data)
     net = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None) \
         if distributed else objective
 
@@ -734,8 +763,8 @@ def train(
         optimizer.step()
         step += 1
         if meter is None:
-            meter = TermMeter(["loss", *terms], device)
-        meter.update(step, [loss, *terms.values()])
+            meter = TermMeter([*terms, "loss"], device)  # terms first: a NaN is reported by its source
+        meter.update(step, [*terms.values(), loss])
         bar.update()
         at_end = step == steps
         if step % config.log_every == 0 or step % config.ckpt_every == 0 or at_end:
@@ -750,8 +779,7 @@ def train(
             now = time.perf_counter()
             write_log({"step": step, **means, "steps_per_s": round(n_steps / max(now - tick, 1e-9), 3)})
             tick = now
-            bar.set_postfix({k.split("/")[0] if len(tasks) == 1 else k: f"{v:.3f}" for k, v in means.items()},
-                            refresh=False)
+            bar.set_postfix(_summed_terms(means), refresh=False)
         if config.val_every and (step % config.val_every == 0 or at_end):
             if rank == 0:
                 scores = _validate(objective, data, config, device)

@@ -457,7 +457,7 @@ def plot_cutout(
         _check_rows(name, rows, n)
     fig, axes = plt.subplots(n, 4, figsize=(9.2, 2.35 * n + 0.9), squeeze=False)
     titles = ("$x$ and its scribble $y$", "cutout mask $1_c$", "$x^c$; cut $y$ → unannotated\n(library default)",
-              "$x^c$; cut $y$ → background\n(released code)")
+              "$x^c$; cut $y$ → background\n(released ACDC/MSCMR code)")
     for row, (image, scribble, mask, task) in enumerate(zip(images, scribbles, masks, tasks)):
         spec = _spec(task)
         y = scribble[None].long()
@@ -706,7 +706,8 @@ def plot_domain_gap(
 def dropout_predictions(model: nn.Module, x: Tensor, n: int = 8) -> Tensor:
     """``n`` stochastic forward passes with only the dropout layers active (model-level perturbation, §2.1).
 
-    BatchNorm stays in eval mode, so the spread comes from dropout alone; every module's mode is
+    BatchNorm stays in eval mode, so every sample is processed independently and the spread comes from
+    dropout alone; the ``n`` passes therefore run as one batch of ``n`` copies. Every module's mode is
     restored afterwards. Draws come from torch's global RNG (seed it for reproducible figures).
 
     Args:
@@ -723,7 +724,8 @@ def dropout_predictions(model: nn.Module, x: Tensor, n: int = 8) -> Tensor:
             m.train()
     try:
         with torch.no_grad():
-            return torch.stack([model(x).softmax(dim=1) for _ in range(n)])
+            logits = model(x.repeat(n, *[1] * (x.ndim - 1)))
+        return logits.softmax(dim=1).view(n, -1, *logits.shape[1:])
     finally:
         for m, training in modes.items():
             m.training = training
@@ -779,6 +781,18 @@ U-Net decoder and the 1×1 head (the released code trains only the head through 
 
 GRADIENT_FLOOR = 1e-4
 """:func:`plot_gradient_maps` draws gradients below this fraction of the largest one white."""
+
+
+def _crop_window(mask2d: np.ndarray, margin: float = 0.5) -> tuple[slice, slice]:
+    """Slices of the bounding box of ``mask2d``, grown by ``margin`` × its size on every side (all if empty)."""
+    if not mask2d.any():
+        return slice(None), slice(None)
+    window = []
+    for axis in (1, 0):
+        hit = np.flatnonzero(mask2d.any(axis=axis))
+        pad = int(np.ceil(margin * (hit[-1] - hit[0] + 1)))
+        window.append(slice(max(hit[0] - pad, 0), min(hit[-1] + 1 + pad, mask2d.shape[1 - axis])))
+    return window[0], window[1]
 
 
 def example_batch(
@@ -851,6 +865,7 @@ def plot_gradient_maps(
     image2d: np.ndarray,
     scribble2d: np.ndarray,
     task: str | TaskSpec,
+    margin: float | None = 0.5,
 ) -> Figure:
     """The slice with its scribbles, then one gradient map per loss on a shared log colour scale.
 
@@ -858,8 +873,10 @@ def plot_gradient_maps(
         maps: title -> ``(H, W)`` gradient magnitude (a row of :func:`pixel_gradient_norm`).
         image2d, scribble2d: the slice ``(H, W)`` (network tensors are ``(X, Y)``, drawn like :func:`overlay`).
         task: for the class colours.
-    Each title gives the share of the gradient on unannotated pixels (:func:`gradient_share`); values below
-    :data:`GRADIENT_FLOOR` of the largest (exact zeros included) are white; scribbles are outlined in black.
+        margin: every panel shows the scribbles' bounding box grown by ``margin`` × its size on each side;
+            ``None``: the whole slice.
+    Each title gives the share of the gradient on unannotated pixels of the whole slice (:func:`gradient_share`);
+    values below :data:`GRADIENT_FLOOR` of the largest (exact zeros included) are white; scribbles are outlined.
 
     Raises:
         DataError: when a map's shape differs from the slice's.
@@ -869,18 +886,19 @@ def plot_gradient_maps(
     for title, array in arrays.items():
         if array.shape != scribble2d.shape:
             raise DataError(f"maps[{title!r}]: shape {array.shape} does not match the slice {scribble2d.shape}")
+    annotated = scribble2d != UNANNOTATED
+    window = (slice(None), slice(None)) if margin is None else _crop_window(annotated, margin)
     vmax = max((a.max() for a in arrays.values()), default=1.0) or 1.0
     norm = LogNorm(vmin=vmax * GRADIENT_FLOOR, vmax=vmax)
     cmap = plt.get_cmap("magma").with_extremes(under="white")
     fig, axes = plt.subplots(
         1, len(arrays) + 1, figsize=(2.6 * (len(arrays) + 1) + 0.8, 3.4), squeeze=False, layout="constrained"
     )
-    overlay(axes[0, 0], image2d, scribble2d=scribble2d, task=task)
+    overlay(axes[0, 0], np.asarray(image2d)[window], scribble2d=scribble2d[window], task=task)
     axes[0, 0].set_title("slice and scribbles", fontsize=9)
-    annotated = (scribble2d != UNANNOTATED).T
     for ax, (title, array) in zip(axes[0, 1:], arrays.items()):
-        image = ax.imshow(array.T, cmap=cmap, norm=norm, origin="lower", interpolation="nearest")
-        ax.contour(annotated, levels=[0.5], colors="k", linewidths=0.6)
+        image = ax.imshow(array[window].T, cmap=cmap, norm=norm, origin="lower", interpolation="nearest")
+        ax.contour(annotated[window].T, levels=[0.5], colors="0.3", linewidths=0.4)
         share = gradient_share(torch.as_tensor(array), torch.as_tensor(scribble2d.astype(np.int64)))
         ax.set_title(f"{title}\n{100 * share:.0f} % on unannotated pixels", fontsize=8)
         ax.set_axis_off()
@@ -948,15 +966,23 @@ def cosine_reduction_frame(examples: Mapping[str, tuple[torch.Tensor, torch.Tens
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def plot_cosine_examples(examples: Mapping[str, tuple[torch.Tensor, torch.Tensor]], task: str | TaskSpec) -> Figure:
-    """Host segmentation, then each example's virtual segmentation (argmax of sample 0), titled with its cosines."""
+def plot_cosine_examples(
+    examples: Mapping[str, tuple[torch.Tensor, torch.Tensor]], task: str | TaskSpec, margin: float | None = 0.5
+) -> Figure:
+    """Host segmentation, then each example's virtual segmentation (argmax of sample 0), titled with its cosines.
+
+    ``margin``: every panel shows the host's foreground bounding box grown by ``margin`` × its size on each
+    side; ``None``: the whole slice.
+    """
     spec = _spec(task)
     frame = cosine_reduction_frame(examples)
     host = next(iter(examples.values()))[0]
+    foreground = host[0].argmax(0).numpy() > 0
+    window = (slice(None), slice(None)) if margin is None else _crop_window(foreground, margin)
     panels = {"host f_i": host, **{name: q for name, (_, q) in examples.items()}}
     fig, axes = plt.subplots(1, len(panels), figsize=(2.9 * len(panels), 3.6), squeeze=False)
     for ax, (name, probs) in zip(axes[0], panels.items()):
-        seg = probs[0].argmax(0).numpy()
+        seg = probs[0].argmax(0).numpy()[window]
         ax.imshow(class_colors(spec)[seg.T], origin="lower", interpolation="nearest")
         ax.set_axis_off()
         if name in frame.index:
@@ -1179,7 +1205,7 @@ def plot_lambda_sweep(
     model_i: UNet, model_j: UNet, layer: MixableLayer, x: Tensor, lams: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
     channel: int = 0,
 ) -> Figure:
-    """One channel of the virtual encoder ``ẽ`` across a grid of λ: the mixed layer's output on top, its block's below.
+    """One channel of the virtual encoder ``ẽ`` over a grid of λ: the mixed layer's output on top, its block's below.
 
     λ = 1 is ``e_i`` itself; λ = 0 is ``e_i`` with ``layer`` replaced by ``e_j``'s. Each row shares one colour scale.
 
@@ -1225,10 +1251,15 @@ def lambda_slider(
 
 
 def _drift_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Check a :func:`~modelmix_lite.mixing.linearity_drift` frame; short layer names, errors floored at :data:`DRIFT_FLOOR`."""
+    """Check a :func:`~modelmix_lite.mixing.linearity_drift` frame; shorten its layer names, floor its errors."""
     missing = [c for c in _DRIFT_COLUMNS if c not in frame]
     if missing or frame.empty:
-        raise DataError(f"frame: expected rows of linearity_drift with columns {_DRIFT_COLUMNS}; missing {missing or 'rows'}")
+        raise DataError(
+            f"frame: expected rows of linearity_drift with columns {_DRIFT_COLUMNS}; missing {missing or 'rows'}"
+        )
+    modes = sorted(set(frame["mode"]) - {"train", "eval"})
+    if modes:
+        raise DataError(f"frame: unknown BN modes {modes}; expected 'train' and/or 'eval'")
     return frame.assign(layer=frame["layer"].str.removeprefix("encoder."),
                         rel_err=frame["rel_err"].clip(lower=DRIFT_FLOOR))
 
@@ -1238,10 +1269,10 @@ def _drift_modes(frame: pd.DataFrame) -> list[str]:
 
 
 def plot_drift_curves(frame: pd.DataFrame) -> Figure:
-    """Drift from ``λ f_i + (1 − λ) f_j`` against λ, one line per point downstream of the mixed conv, one panel per BN mode.
+    """Drift from ``λ f_i + (1 − λ) f_j`` against λ: a line per point after the mixed conv, a panel per BN mode.
 
-    A line is the median over the mixed layers, its band their range. The log axis draws exact zeros
-    (λ = 0 and 1) at :data:`DRIFT_FLOOR`; the dotted line is float64's machine epsilon.
+    A line is the median over the mixed layers (taken in log space), its band their range. The log axis draws
+    exact zeros (λ = 0 and 1) at :data:`DRIFT_FLOOR`; the dotted line is float64's machine epsilon.
 
     Args:
         frame: output of :func:`~modelmix_lite.mixing.linearity_drift`.
@@ -1251,11 +1282,12 @@ def plot_drift_curves(frame: pd.DataFrame) -> Figure:
     points = [p for p in DRIFT_POINTS if p in set(frame["point"])]
     fig, axes = plt.subplots(1, len(modes), figsize=(4.4 * len(modes) + 1.4, 3.5), sharey=True, squeeze=False)
     for ax, mode in zip(axes[0], modes):
+        ax.set_yscale("log")  # before plotting: seaborn then takes the median and range in log space
         sns.lineplot(data=frame[frame["mode"] == mode], x="lam", y="rel_err", hue="point", hue_order=points,
                      palette="viridis", estimator="median", errorbar=("pi", 100), marker="o", ax=ax,
                      legend="brief" if ax is axes[0, -1] else False)
         ax.axhline(np.finfo(np.float64).eps, color="0.5", ls=":", lw=1)
-        ax.set(yscale="log", ylim=(DRIFT_FLOOR / 3, 3), xlabel="λ", ylabel="relative drift (dotted: float64 ε)",
+        ax.set(ylim=(DRIFT_FLOOR / 3, 3), xlabel="λ", ylabel="relative drift (dotted: float64 ε)",
                title=f"BN in {mode} mode")
     sns.move_legend(axes[0, -1], "center left", bbox_to_anchor=(1.02, 0.5), frameon=False, title="measured at")
     fig.tight_layout()
@@ -1276,9 +1308,10 @@ def plot_drift_heatmap(frame: pd.DataFrame) -> Figure:
     norm = LogNorm(vmin=DRIFT_FLOOR, vmax=max(1.0, float(frame["rel_err"].max())))
     fig, axes = plt.subplots(1, len(modes), figsize=(4.3 * len(modes) + 1.2, 0.33 * len(order) + 1.6), squeeze=False)
     for ax, mode in zip(axes[0], modes):
-        table = frame[frame["mode"] == mode].pivot_table(index="layer", columns="point", values="rel_err", aggfunc="max")
+        table = frame[frame["mode"] == mode].pivot_table("rel_err", index="layer", columns="point", aggfunc="max")
         sns.heatmap(table.reindex(index=order, columns=points), norm=norm, cmap="magma", annot=True, fmt=".0e",
-                    annot_kws={"fontsize": 7}, cbar=ax is axes[0, -1], cbar_kws={"label": "max over λ of the drift"}, ax=ax)
+                    annot_kws={"fontsize": 7}, cbar=ax is axes[0, -1], cbar_kws={"label": "max over λ of the drift"},
+                    ax=ax)
         ax.set(title=f"BN in {mode} mode", xlabel="measured at", ylabel="mixed conv" if ax is axes[0, 0] else "")
         ax.tick_params(axis="x", labelrotation=30)
         ax.tick_params(axis="y", labelrotation=0)

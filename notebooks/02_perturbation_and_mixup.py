@@ -52,7 +52,7 @@ batch_size = 8  # annotated slices drawn per task
 cutout_fraction = 0.25  # cutout side as a fraction of S, for the figures (the released code: 32 px of 256)
 mixup_concentration = 0.5  # a of alpha ~ Beta(a, a) (the released code: 0.5; the paper gives no value)
 width = 16  # channels of the first UNet block (the paper: 64)
-n_dropout_samples = 16  # stochastic forward passes in the dropout section
+n_dropout_samples = 8  # stochastic forward passes in the dropout section
 
 # %%
 import numpy as np
@@ -128,11 +128,13 @@ pd.DataFrame(
 #
 # `modelmix_lite.perturb.cutout_mask` draws the square (uniform centre, clipped at the borders) and
 # `modelmix_lite.perturb.apply_cutout` multiplies it in. The interesting question is the **labels**. The
-# paper says nothing about them. The released code sets the cut pixels of the scribble to **background**
-# (reference notes §4): wherever the square lands on a scribbled LV or MYO stroke, the network is told that
-# this black square *is* background, although the heart is there, only hidden. The library marks them
-# `UNANNOTATED` instead (the default `label_fill`), so the supervised losses ignore them; `label_fill=0`
-# reproduces the released code (`CoreConfig.cutout_label_fill` in `modelmix_lite.methods`).
+# paper says nothing about them. The released ACDC/MSCMR pipeline sets the cut pixels of the scribble to 0,
+# which there means **background** (reference notes §4): wherever the square lands on a scribbled LV or MYO
+# stroke, the network is told that this black square *is* background, although the heart is there, only
+# hidden. (The MyoPS pipeline writes 0 too, but raw 0 in a MyoPS scribble means unannotated.) The library
+# marks cut pixels `UNANNOTATED` (the default `label_fill`), so the supervised losses ignore them;
+# `label_fill=0` reproduces the released ACDC/MSCMR code (`CoreConfig.cutout_label_fill` in
+# `modelmix_lite.methods`).
 #
 # Below, for each task, the draw of the batch whose square hides the most scribbled foreground: the third
 # column is what the library trains with (the strokes simply stop at the square), the fourth what the released
@@ -154,8 +156,8 @@ fig = plot_cutout(
 
 # %% [markdown]
 # How often does this happen at the released code's size, a 32-pixel square on a 256-pixel slice (1/8 of the
-# side)? We cut every annotated slice of each task many times and count the squares that relabel at least one
-# scribbled foreground pixel as background:
+# side)? We cut every annotated slice of each task many times and count the squares that would relabel at
+# least one scribbled foreground pixel as background (with these phantom scribbles; real ones differ):
 
 # %%
 released_side = round(slice_size / 8)
@@ -168,13 +170,13 @@ for task, ds in datasets.items():
                  "foreground px relabelled per hit": hits[hits > 0].float().mean().item()})
 cut_stats = pd.DataFrame(rows).set_index("task")
 tutorial.glue("cut_hit_acdc", cut_stats.loc["acdc", "hit scribbled foreground"])
-tutorial.glue("cut_hit_myops", cut_stats.loc["myops", "hit scribbled foreground"])
+tutorial.glue("cut_hit_mscmr", cut_stats.loc["mscmr", "hit scribbled foreground"])
 cut_stats.style.format({"hit scribbled foreground": "{:.1%}", "foreground px relabelled per hit": "{:.1f}"})
 
 # %% [markdown]
-# With the released settings {glue:text}`cut_hit_acdc:.0%` of the ACDC cutouts (and
-# {glue:text}`cut_hit_myops:.0%` of the MyoPS ones) turn scribbled heart pixels into background labels. Each
-# hit is a wrong label, and it teaches the very shortcut cutout should remove: "a dark square is background".
+# With the released settings {glue:text}`cut_hit_acdc:.0%` of the ACDC cutouts (MSCMR:
+# {glue:text}`cut_hit_mscmr:.0%`) turn scribbled heart pixels into background labels. Each hit is a wrong
+# label, and it teaches the very shortcut cutout should remove: "a dark square is background".
 
 # %% [markdown]
 # ## 2. Mixup within a dataset
@@ -184,7 +186,7 @@ cut_stats.style.format({"hit scribbled foreground": "{:.1%}", "foreground px rel
 # $$x' = \alpha\, x_1^c + (1-\alpha)\, x_2^c, \qquad \alpha \sim \mathrm{Beta}(a, a).$$
 #
 # The paper does not give $a$; the released code uses $a = 0.5$, one $\alpha$ per sample. The shape of
-# $\mathrm{Beta}(a, a)$ decides what the mixed images look like: for $a < 1$ the density is U-shaped, so most
+# $\mathrm{Beta}(a, a)$ decides what the mixed images look like: for $a < 1$ the density is U-shaped, so many
 # mixes are *nearly* one of the two images with a faint ghost of the other; $a = 1$ is uniform; $a > 1$
 # concentrates at half-and-half blends. The histogram checks `modelmix_lite.perturb.sample_beta`, the
 # sampler `modelmix_lite.perturb.mixup` uses, against the density.
@@ -242,9 +244,10 @@ fig = plot_mixup_grid(
 # probability maps; nothing is detached, so both sides receive gradient, as in the released code.
 #
 # An untrained model shows what is compared: the ACDC model of a `modelmix_lite.models.TaskModelSet` (one
-# UNet per task, as ModelMix trains them), in eval mode. Below: the three inputs, their predictions coloured as $\sum_c p_c \cdot \mathrm{colour}_c$
-# (`modelmix_lite.viz.probability_rgb`: a confident pixel shows its class colour, an undecided one a blend),
-# the target $\alpha f(x_1^c) + (1-\alpha) f(x_2^c)$, and the cosine of $f(x')$ and the target at each pixel.
+# UNet per task, as ModelMix trains them), in eval mode. Below: the three inputs, their predictions coloured
+# as $\sum_c p_c \cdot \mathrm{colour}_c$ (`modelmix_lite.viz.probability_rgb`: a confident pixel shows its
+# class colour, an undecided one a blend), the target $\alpha f(x_1^c) + (1-\alpha) f(x_2^c)$, and the cosine
+# of $f(x')$ and the target at each pixel.
 
 # %%
 task = "acdc"
@@ -348,7 +351,7 @@ print(f"45° there and back keeps {kept:.1%} of the pixels")
 # both are visible.
 #
 # **The domain gap.** Cine MRI (ACDC) and LGE MRI (MSCMR) show the same anatomy with different contrast: in
-# cine the blood pool is bright and the myocardium grey, in LGE healthy myocardium is nulled to black and scar
+# cine the blood pool is bright and the myocardium dark, in LGE healthy myocardium is nulled to black and scar
 # lights up. A blend of the two is an image that no scanner produces, and its intensity distribution belongs
 # to neither dataset:
 
@@ -404,12 +407,13 @@ tutorial.glue("std_released", samples["released"].std(dim=0, correction=0).mean(
 #
 # | perturbation | library | paper | released code |
 # |---|---|---|---|
-# | cutout $x^c = \mathbb 1_c \odot x$ | `perturb.cutout_mask`, `perturb.apply_cutout` | a square, labels unstated | 32 px of 256; cut labels → background |
+# | cutout $x^c = \mathbb 1_c \odot x$ | `perturb.cutout_mask`, `perturb.apply_cutout` | a square, labels unstated | 32 px of 256; cut labels → 0 (ACDC/MSCMR: background) |
 # | mixup $x' = \alpha x_1^c + (1-\alpha) x_2^c$ | `perturb.mixup`, `perturb.partner_index` | same dataset, $\alpha \sim$ Beta | Beta(0.5, 0.5); partner $B-1-i$ |
 # | $\mathcal L_{\text{inv}}$ (Eq. 1) | `losses.invariance_loss` | cosine, vectors unstated | per-class spatial (ACDC/MSCMR), flat (MyoPS); + mixup CE |
 # | rotation / flip / crop | `perturb.augment`, `perturb.rotate` | §3.1, details unstated | zero padding (ACDC/MSCMR labels: background); virtual model on rotated input |
 # | dropout | `models.UNet(dropout=...)` | 0.5 before each block | $[.05, .1, .2, .3, .5]/3$ inside each block |
 #
-# The library's default is the paper's choice where the paper makes one; where it is silent, the unknown
-# (cut or padded) pixels stay unannotated. `modelmix_lite.methods.CORE_PRESETS` switches every row to the
-# released code's behaviour at once.
+# Where the paper is silent about labels, the library leaves unseen pixels (cut or padded) unannotated.
+# `CORE_PRESETS["released_code"]` in `modelmix_lite.methods` switches the cutout labels, the mixup partner,
+# the mixup cross-entropy, the rotated virtual model and the dropout to the released
+# code's behaviour; augmentation padding stays unannotated in both presets.

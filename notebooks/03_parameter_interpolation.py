@@ -1,11 +1,11 @@
 # ---
 # jupyter:
 #   jupytext:
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -54,8 +54,8 @@ seed = 0
 task_i, task_j = "myops", "mscmr"  # the host task i and the partner task j of the virtual model
 lam = 0.5  # the mixing ratio of the worked examples
 width = None  # channels of the first UNet block; None: the profile's (smoke 4, cpu 16, gpu/paper 64 as the paper)
-slice_size = None  # network input side S; None: the profile's (smoke 32, cpu 96, gpu/paper 256)
-n_lams = None  # points of the λ grid of the drift study; None: the profile's (smoke 5, cpu 9, gpu/paper 11)
+slice_size = None  # network input side S; None: the profile's (smoke 32, cpu 64, gpu/paper 256)
+n_lams = None  # points of the λ grid of the drift study; None: the profile's (smoke 5, cpu 7, gpu/paper 11)
 batch_size = 2  # slices in the batch the models are probed with
 n_draws = 4000  # λ draws per Beta(α, α) in the sampling section
 
@@ -105,7 +105,7 @@ except ImportError:  # outside the book: print the value instead of storing it
 
 
 profile = resolve_profile(profile)
-defaults = {"smoke": (4, 32, 5), "cpu": (16, 96, 9), "gpu": (64, 256, 11), "paper": (64, 256, 11)}[profile]
+defaults = {"smoke": (4, 32, 5), "cpu": (16, 64, 7), "gpu": (64, 256, 11), "paper": (64, 256, 11)}[profile]
 width, slice_size, n_lams = (given or default for given, default in zip((width, slice_size, n_lams), defaults))
 device = torch.device("cuda" if profile in ("gpu", "paper") and torch.cuda.is_available() else "cpu")
 if profile == "smoke":
@@ -144,7 +144,8 @@ data = SliceDataset(load_split(task_i, root, "train"), size=slice_size, target="
 pick = rng.choice(np.flatnonzero(data.annotated), size=batch_size, replace=False)
 x = as_model_input(torch.from_numpy(data.images[pick])).to(device)  # (B, 3, S, S): task i's slices
 y = torch.from_numpy(data.targets[pick]).long().to(device)  # (B, S, S) scribbles, 255 = unannotated
-print(f"x: {tuple(x.shape)}, y: {tuple(y.shape)}; {sum(p.numel() for p in model_i.parameters()):,} parameters per model")
+n_params = sum(p.numel() for p in model_i.parameters())
+print(f"x: {tuple(x.shape)}, y: {tuple(y.shape)}; {n_params:,} parameters per model")
 
 # %% [markdown]
 # ## 1. Eq. 5: why interpolating parameters interpolates features
@@ -219,8 +220,8 @@ bias_check = pd.Series(
     },
     name=f"{layer.name}, λ = {lam}",
 )
-glue("linear_error", bias_check.iloc[0], display=False)
-glue("printed_error", bias_check.iloc[1], display=False)
+glue("linear_error", float(bias_check.iloc[0]), display=False)
+glue("printed_error", float(bias_check.iloc[1]), display=False)
 bias_check.to_frame()
 
 # %% [markdown]
@@ -257,7 +258,7 @@ pd.DataFrame(
 # %% [markdown]
 # ## 3. The identity at every mixable convolution
 #
-# `modelmix_lite.mixing.layer_linearity` repeats the check of section 1 at each of the ten convolutions: it
+# `modelmix_lite.mixing.layer_linearity` repeats the check of section 1 at every mixable convolution: it
 # records the feature map $f$ that reaches the convolution in $e_i$, and compares the mixed convolution
 # $\tilde g(f)$ with $\lambda g_i(f) + (1-\lambda) g_j(f)$ over a grid of $\lambda$. In float64 the error is
 # round-off; in float32 (the precision of training) it is float32 round-off, still nothing to do with the
@@ -276,8 +277,8 @@ exactness = pd.concat(
 )
 max_error64 = exactness[("float64", "abs_err")].max()
 assert max_error64 < 1e-10, max_error64
-glue("max_error64", max_error64, display=False)
-glue("max_rel32", exactness[("float32", "rel_err")].max(), display=False)
+glue("max_error64", float(max_error64), display=False)
+glue("max_rel32", float(exactness[("float32", "rel_err")].max()), display=False)
 exactness.style.format("{:.1e}")
 
 # %% [markdown]
@@ -297,10 +298,11 @@ exactness.style.format("{:.1e}")
 #
 # * **BN in eval mode** normalises with fixed running statistics: it is affine, so the identity survives it.
 # * **BN in train mode** normalises with the batch's mean and variance, which depend on $\lambda$: not linear.
-# * **ReLU** is linear only where $g_i$ and $g_j$ have the same sign; where they disagree the mix bends.
-# * Every later layer is nonlinear in its input, so the drift compounds towards the logits.
+# * **ReLU** is linear only where the pre-activations of $f_i$ and $f_j$ have the same sign; where they
+#   disagree the mix bends.
+# * Every later layer is nonlinear in its input too: nothing downstream restores the identity.
 #
-# The curves show the median over the ten mixed convolutions (band: their range); the heat map shows each
+# The curves show the median over the mixed convolutions (band: their range); the heat map shows each
 # mixed convolution (rows, from shallow to deep) at its worst $\lambda$.
 
 # %%
@@ -314,10 +316,10 @@ fig = plot_drift_heatmap(drift)
 worst = drift.groupby(["mode", "point"])["rel_err"].max().unstack("point")[list(DRIFT_POINTS)]
 mid_lam = min(lams, key=lambda v: abs(v - 0.5))
 mid = drift[(drift["lam"] == mid_lam) & (drift["point"] == "logits")].groupby("mode")["rel_err"].median()
-glue("bn_eval", worst.loc["eval", "bn"], display=False)
-glue("bn_train", worst.loc["train", "bn"], display=False)
-glue("logits_eval", mid["eval"], display=False)
-glue("logits_train", mid["train"], display=False)
+glue("bn_eval", float(worst.loc["eval", "bn"]), display=False)
+glue("bn_train", float(worst.loc["train", "bn"]), display=False)
+glue("logits_eval", float(mid["eval"]), display=False)
+glue("logits_train", float(mid["train"]), display=False)
 glue("mid_lam", mid_lam, display=False)
 worst.style.format("{:.1e}")
 
@@ -325,12 +327,13 @@ worst.style.format("{:.1e}")
 # Three regimes appear. Up to the BatchNorm in eval mode the identity is exact (worst case
 # {glue:text}`bn_eval:.1e`); in train mode the batch statistics break it at once (up to {glue:text}`bn_train:.2f`
 # relative). From the ReLU on, the virtual model is **not** the interpolation of the two models: at
-# $\lambda =$ {glue:text}`mid_lam` the logits are off by {glue:text}`logits_eval:.2f` (eval) and
-# {glue:text}`logits_train:.2f` (train) of their size, in the median over mixed layers. The drift vanishes at
-# both ends by construction and is largest in between. Models trained from one initialisation sit much closer
-# together than our independent ones, so their drift is smaller, but the lesson holds: Eq. 5 makes the mixed
-# layer meaningful; it does not make $\tilde f_{ij}$ a blend of $f_i$ and $f_j$. That is why ModelMix does not
-# ask $\tilde f_{ij}$ to *equal* an interpolation of predictions, but to segment task $i$ well
+# $\lambda =$ {glue:text}`mid_lam` the relative drift of the logits is {glue:text}`logits_eval:.2f` (eval) and
+# {glue:text}`logits_train:.2f` (train), in the median over mixed layers. The drift vanishes at
+# both ends by construction and is largest in between. Task models trained from one initialisation (as in both
+# presets) are closer to each other than our two independent ones, and the drift shrinks as the two mixed
+# layers get closer (it is zero when they coincide), but the lesson holds: Eq. 5 makes the mixed
+# layer meaningful; it does not make $\tilde f_{ij}$ a blend of $f_i$ and $f_j$. Accordingly, ModelMix never
+# asks $\tilde f_{ij}$ to *equal* an interpolation of predictions; it asks it to segment task $i$ well
 # ($\mathcal L_{\text{vicinal-sup}}$, Eq. 7) and agree with $f_i$ ($\mathcal L_{\text{vicinal-reg}}$, Eq. 6).
 #
 # ## 5. Feature maps of $e_i$, $e_j$ and $\tilde e$
@@ -358,13 +361,13 @@ fig = plot_feature_mix(maps, lam, layer, channels=(0, 1))
 # "$\lambda$ is the mixed ratio sampled from beta distribution" (§2.2), without a value; the released code uses
 # $\mathrm{Beta}(0.5, 0.5)$, a new $\lambda$ for each virtual model and iteration
 # (`modelmix_lite.mixing.sample_lambda`, which draws on the device without a host sync). The concentration
-# $\alpha$ (called $a$ in the legend) sets the shape: $\alpha < 1$ favours near-copies of one of the two layers, $\alpha = 1$ is uniform,
-# $\alpha > 1$ favours true blends. The mean is $\tfrac12$ in every case.
+# $\alpha$ (called $a$ in the legend) sets the shape: $\alpha < 1$ favours near-copies of one of the two layers,
+# $\alpha = 1$ is uniform, $\alpha > 1$ favours true blends. The mean is $\tfrac12$ in every case.
 
 # %%
 alphas = (0.5, 1.0, 2.0)
 draws = {a: torch.stack([sample_lambda(a, "cpu", generator) for _ in range(n_draws)]) for a in alphas}
-glue("edge_exact", 2 * beta_distribution.cdf(0.1, 0.5, 0.5), display=False)
+glue("edge_exact", float(2 * beta_distribution.cdf(0.1, 0.5, 0.5)), display=False)
 glue("edge_drawn", ((draws[0.5] < 0.1) | (draws[0.5] > 0.9)).float().mean().item(), display=False)
 fig = plot_beta_densities(concentrations=alphas, samples=draws)
 fig.axes[0].set_xlabel("mixing ratio λ");  # the figure is notebook 02's, where the ratio is called α
@@ -410,7 +413,7 @@ lambda_slider(model_i, model_j, layer, x, channels=(0, 1))
 # layer's `.data`. `modelmix_lite.mixing.virtual_parameters` instead returns a dictionary of model $i$'s own
 # tensors, in which only the two tensors of the mixed layer are new (`interpolate` of $i$'s and $j$'s);
 # `modelmix_lite.mixing.virtual_forward` runs model $i$'s modules on it with `torch.func.functional_call`.
-# Nothing is copied, and BN running statistics are never written by a virtual pass.
+# No module is copied, and BN running statistics are never written by a virtual pass.
 
 # %%
 tensors = virtual_parameters(model_i, model_j, layer, lam)
@@ -441,10 +444,9 @@ encoder_j = [name for name, _ in model_j.named_parameters() if name.startswith("
 grads = torch.autograd.grad(losses["paper (detach=False)"], [params_j[n] for n in encoder_j], allow_unused=True)
 reached_j = [name for name, grad in zip(encoder_j, grads) if grad is not None]
 assert reached_j == list(layer.params)
-glue("reached_j", ", ".join(f"`{name}`" for name in reached_j), display=False)
+glue("reached_j", ", ".join(reached_j), display=False)
 fig = plot_gradient_flow({"$\\mathcal{L}_{sup}(y, \\tilde f_{ij}(x))$": reach})
 
 # %% [markdown]
 # In the paper's reading the loss on $\tilde f_{ij}$ trains all of model $i$ and, in model $j$, exactly the mixed
-# layer ({glue:text}`reached_j`): the partner encoder learns to be mixable. In the released code it trains
-# the head of model $i$ only. The training notebooks compare the two presets end to end.
+# layer ({glue:text}`reached_j`). In the released code it trains the head of model $i$ only.

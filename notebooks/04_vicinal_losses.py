@@ -428,12 +428,17 @@ log = pd.read_json(run / "log.jsonl", lines=True)
 glue("loss_first", log["loss"].iloc[0], display=False)
 glue("loss_last", log["loss"].iloc[-1], display=False)
 glue("steps_run", int(log["step"].iloc[-1]), display=False)
+for task in tasks:
+    glue(f"vreg_{task}_first", log[f"vreg/{task}"].iloc[0], display=False)
+    glue(f"vreg_{task}_last", log[f"vreg/{task}"].iloc[-1], display=False)
 plot_loss_terms(log);
 
 # %% [markdown]
 # Over {glue:text}`steps_run` steps the total went from {glue:text}`loss_first:.3f` to
 # {glue:text}`loss_last:.3f`. `vsup` (two $\mathcal L_{\text{sup}}$ per pair) carries most of the total and
-# falls as the scribbles are fitted. The cosine terms `inv` and `vreg` start near $-1$: the models begin
-# identical and untrained, so consistency is easy at first. They have to be *kept* near $-1$ while the
-# encoders move apart. A `vreg` that drifts up means that the virtual models leave the vicinity of their hosts,
-# which is what Eq. 6 penalises.
+# falls as the scribbles are fitted. The cosine terms are bounded by $-1$ and start close to it: the encoders
+# begin identical, so a virtual model differs from its host only by its dropout masks (and, for `inv`, by the
+# mixed input). MyoPS `vreg` went from {glue:text}`vreg_myops_first:.3f` to {glue:text}`vreg_myops_last:.3f`,
+# MSCMR from {glue:text}`vreg_mscmr_first:.3f` to {glue:text}`vreg_mscmr_last:.3f`. These terms have to stay
+# near $-1$ while the encoders learn different tasks and drift apart. A rising `vreg` would mean that the
+# virtual models leave the vicinity of their hosts, which is what Eq. 6 penalises.

@@ -174,7 +174,7 @@ def test_shared_encoder():
     "tasks, message",
     [([], r"tasks: expected distinct task names, got \[\]"),
      (["acdc", "acdc"], "tasks: expected distinct task names"),
-     (["acdc", "brats"], "tasks: unknown task 'brats'; known tasks: acdc, mscmr, myops")],
+     (["acdc", "brats"], "task: unknown task 'brats'; known tasks: acdc, mscmr, myops")],
 )
 def test_bad_tasks(tasks, message):
     with pytest.raises(ConfigError, match=message):

@@ -159,9 +159,9 @@ def test_notebook_has_one_parameters_cell(script: Path) -> None:
     cells = [c for c in jupytext.read(script).cells if "parameters" in c.metadata.get("tags", [])]
     assert len(cells) == 1
     assigned = {
-        node.targets[0].id if isinstance(node, ast.Assign) else node.target.id: ast.unparse(node.value)
+        node.targets[0].id: ast.unparse(node.value)
         for node in ast.parse(cells[0].source).body
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
     }
     assert assigned["profile"] == "os.environ.get('MODELMIX_PROFILE', 'cpu')"
     assert "data_root" in assigned

@@ -233,3 +233,12 @@ def test_plot_loss_terms_plots_the_logged_values(tmp_path: Path) -> None:
     assert list(inv[1].get_ydata()) == [-0.8, -0.85]
     with pytest.raises(DataError, match="no training rows"):
         plot_loss_terms(pd.DataFrame({"step": [1], "val_dice": [0.3]}))
+
+
+def test_plot_gradient_maps_crops_to_the_scribbles() -> None:
+    scribble = np.full((20, 20), UNANNOTATED, dtype=np.uint8)
+    scribble[8:12, 6:8] = 1  # a 4 × 2 box (X × Y); margin 0.5 grows it to 8 × 4
+    fig = plot_gradient_maps({"g": np.ones((20, 20))}, np.zeros((20, 20)), scribble, "acdc", margin=0.5)
+    assert fig.axes[1].images[0].get_array().shape == (4, 8)  # drawn transposed: Y rows, X columns
+    full = plot_gradient_maps({"g": np.ones((20, 20))}, np.zeros((20, 20)), scribble, "acdc", margin=None)
+    assert full.axes[1].images[0].get_array().shape == (20, 20)

@@ -232,16 +232,20 @@ def tiny_unet(dropout) -> UNet:
 
 
 def test_dropout_predictions_vary_only_with_dropout_and_restore_modes() -> None:
-    x = torch.rand(1, 3, 16, 16)
+    x = torch.rand(2, 3, 16, 16)
     torch.manual_seed(0)
     still = tiny_unet(None).train()
     samples = viz.dropout_predictions(still, x, n=3)
-    assert samples.shape == (3, 1, 4, 16, 16)
-    torch.testing.assert_close(samples.sum(dim=2), torch.ones(3, 1, 16, 16))  # probabilities
-    torch.testing.assert_close(samples[0], samples[2])  # BatchNorm in eval mode, nothing random
+    assert samples.shape == (3, 2, 4, 16, 16)
+    expected = still.eval()(x).softmax(dim=1).detach()  # BatchNorm in eval mode, nothing random
+    still.train()
+    for k in range(3):
+        torch.testing.assert_close(samples[k], expected)  # sample k holds the whole batch, in order
+    samples = viz.dropout_predictions(still, x, n=3)
     assert all(m.training for m in still.modules())  # train mode restored everywhere
     noisy = tiny_unet(0.5).eval()
     samples = viz.dropout_predictions(noisy, x, n=3)
+    torch.testing.assert_close(samples.sum(dim=2), torch.ones(3, 2, 16, 16))  # probabilities
     assert not torch.allclose(samples[0], samples[1])
     assert not any(m.training for m in noisy.modules())  # eval mode restored, dropout included
 

@@ -243,10 +243,7 @@ class SliceDataset(Dataset):
         unknown = sorted(annotated_subjects - set(subjects))
         if unknown:
             raise ConfigError(f"scribbled_subjects: not among the cases: {unknown}")
-        try:
-            n_channels = get_task(tasks[0]).n_channels
-        except KeyError as err:
-            raise DataError(f"cases: {err.args[0]}") from None
+        n_channels = get_task(tasks[0]).n_channels
 
         images, targets, case_index, zs = [], [], [], []
         for index, case in enumerate(cases):

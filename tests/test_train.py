@@ -1,0 +1,262 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from modelmix_lite import train as train_module
+from modelmix_lite.data.phantom import generate_phantom
+from modelmix_lite.errors import ConfigError
+from modelmix_lite.methods import CORE_PRESETS, METHODS
+from modelmix_lite.models import TaskModelSet
+from modelmix_lite.train import (
+    InfiniteSampler,
+    ModelMixObjective,
+    TermMeter,
+    load_checkpoint,
+    main_train,
+    resolve_config,
+    task_pairs,
+    train,
+)
+
+TASKS = ["myops", "mscmr"]
+TINY = ["steps=2", "batch_size=4", "size=32", "base=4", "val_every=0", "log_every=1", "ckpt_every=2"]
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory):
+    root = tmp_path_factory.mktemp("phantom")
+    generate_phantom(root, "smoke", seed=0, tasks=tuple(TASKS), progress=False)
+    return root
+
+
+def tiny(*extra: str, preset: str = "paper"):
+    return resolve_config("smoke", [*TINY, *extra], preset)
+
+
+def params(run) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run / "last.pt")["model"]
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def test_overrides_are_parsed_to_the_field_types():
+    config = resolve_config("cpu", ["steps=7", "lr=0.01", "augment=no", "detach_virtual=true", "dice_on=all"])
+    assert (config.steps, config.lr, config.augment) == (7, 0.01, False)
+    assert config.core.detach_virtual is True and config.core.dice_on == "all"
+    assert config.core.mix_bn is False  # the rest of the paper preset is kept
+    released = resolve_config("paper", {"mix_bn": "false"}, preset="released_code")
+    assert released.core == CORE_PRESETS["released_code"].__class__(
+        **{**CORE_PRESETS["released_code"].__dict__, "mix_bn": False}
+    )
+    assert (released.size, released.base, released.batch_size, released.epochs) == (256, 64, 16, 1000)
+
+
+@pytest.mark.parametrize(
+    "profile, overrides, message",
+    [
+        ("fast", [], r"^--profile: unknown profile 'fast'; known profiles: smoke, cpu, gpu, paper$"),
+        ("cpu", ["stepz=3"], r"^--set stepz: unknown option; known options: steps, epochs, "),
+        ("cpu", ["steps=three"], r"^--set steps=three: expected int$"),
+        ("cpu", ["augment=maybe"], r"^--set augment=maybe: expected bool$"),
+        ("cpu", ["steps"], r"^--set steps: expected key=value$"),
+        ("cpu", ["size=40"], r"^size: must be a multiple of 16 \(four 2x2 poolings\), got 40$"),
+        ("cpu", ["cos_reduce=flat"], r"^cos_reduce: 'flat' is not one of 'spatial', 'pixel'$"),
+    ],
+)
+def test_bad_config_is_one_clear_line(profile, overrides, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        resolve_config(profile, overrides)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "method, tasks, message",
+    [
+        ("nope", TASKS, r"^--method: unknown method 'nope'; known methods: pce, #1"),
+        ("pce", ["myops", "lv"], r"^--tasks: unknown task 'lv'; known tasks: acdc, mscmr, myops$"),
+        ("#4", ["myops"], r"^--tasks: method '#4' needs at least 2 tasks, got myops$"),
+    ],
+)
+def test_bad_method_or_task_fails_before_writing(tmp_path, method, tasks, message):
+    with pytest.raises(ConfigError, match=message):
+        train(tiny(), tmp_path / "data", tmp_path / "run", method, tasks, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_help_lists_methods_tasks_and_profiles(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main_train(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for word in [*METHODS, "acdc", "mscmr", "myops", "smoke", "cpu", "gpu", "paper", "--set"]:
+        assert word in text
+
+
+# --- pieces ----------------------------------------------------------------------------------
+
+
+def test_sampler_shards_cover_the_global_batch_and_every_slice_per_pass():
+    pool = list(range(100, 110))
+    single = InfiniteSampler(pool, 4, seed=3)
+    ranks = [InfiniteSampler(pool, 4, seed=3, rank=r, world=2) for r in range(2)]
+    drawn = []
+    for _ in range(5):  # 20 draws = two full passes
+        batch = single.next()
+        assert batch == ranks[0].next() + ranks[1].next()
+        drawn += batch
+    assert sorted(drawn[:10]) == pool and sorted(drawn[10:]) == pool
+    state = single.state_dict()
+    ahead = [single.next() for _ in range(3)]
+    single.load_state_dict(state)
+    assert [single.next() for _ in range(3)] == ahead
+    with pytest.raises(ConfigError, match=r"^batch_size: 5 slices do not split evenly over 2 processes$"):
+        InfiniteSampler(pool, 5, seed=0, rank=0, world=2)
+
+
+def test_meter_reports_first_non_finite_step_and_term():
+    meter = TermMeter(["loss", "inv/a"], torch.device("cpu"))
+    meter.update(1, [torch.tensor(1.0), torch.tensor(3.0)])
+    meter.update(2, [torch.tensor(3.0), torch.tensor(5.0)])
+    assert meter.read(world=1) == ({"loss": 2.0, "inv/a": 4.0}, None)
+    meter.update(3, [torch.tensor(1.0), torch.tensor(float("inf"))])
+    meter.update(4, [torch.tensor(float("nan")), torch.tensor(float("nan"))])
+    assert meter.read(world=1)[1] == (3, "inv/a")
+
+
+def test_task_pairs():
+    assert task_pairs(["a", "b"], "all") == [("a", "b"), ("b", "a")]
+    assert task_pairs(["a", "b", "c"], "first") == [("a", "b"), ("a", "c"), ("b", "a"), ("c", "a")]
+
+
+def _batches(n_scribbled: int = 2, size: int = 32) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    out = {}
+    for task, classes in (("myops", 5), ("mscmr", 4)):
+        target = torch.randint(0, classes, (4, size, size), generator=gen)
+        target[torch.rand(4, size, size, generator=gen) < 0.9] = 255
+        target[n_scribbled:] = 255
+        out[task] = {"image": torch.rand(4, 3, size, size, generator=gen), "target": target,
+                     "n_scribbled": n_scribbled}
+    return out
+
+
+@pytest.mark.parametrize("preset, reaches_partner", [("paper", True), ("released_code", False)])
+def test_virtual_model_gradient_reaches_partner_encoder_only_in_paper_preset(preset, reaches_partner):
+    core = CORE_PRESETS[preset]
+    models = TaskModelSet(TASKS, base=4, dropout=None)
+    objective = ModelMixObjective(models, METHODS["modelmix"], core, seed=1)
+    _, terms = objective(_batches())
+    assert set(terms) == {f"{t}/{task}" for task in TASKS for t in ("inv", "vsup", "vreg")} | (
+        {f"mixce/{task}" for task in TASKS} if core.mixup_ce else set()
+    )
+    # vsup/myops + vreg/myops involve the partner (mscmr) only through the virtual model f̃_(myops,mscmr)
+    (terms["vsup/myops"] + terms["vreg/myops"]).backward()
+    partner = dict(models.models["mscmr"].encoder.named_parameters())
+    touched = {n for n, p in partner.items() if p.grad is not None}
+    if reaches_partner:  # exactly the mixed conv's kernel and bias (Eq. 5)
+        (layer,) = {n.rsplit(".", 1)[0] for n in touched}
+        assert touched == {f"{layer}.weight", f"{layer}.bias"}
+        assert partner[f"{layer}.weight"].grad.abs().sum() > 0
+    else:  # released code: the mixed weights are detached copies
+        assert touched == set()
+    host = models.models["myops"].encoder
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in host.parameters())
+
+
+def test_full_modelmix_step_trains_both_encoders():
+    models = TaskModelSet(TASKS, base=4, dropout=None)
+    loss, _ = ModelMixObjective(models, METHODS["modelmix"], CORE_PRESETS["paper"], seed=0)(_batches())
+    loss.backward()
+    for task in TASKS:
+        grads = [p.grad for p in models.models[task].encoder.parameters()]
+        assert all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+
+
+# --- runs on the smoke phantom ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["pce", "#1", "#2", "#3", "#4", "#5", "fullsup"])
+def test_every_table1_method_runs_two_steps(phantom, tmp_path, method):
+    run = train(tiny(), phantom, tmp_path / "run", method, TASKS if method != "pce" else ["mscmr"], progress=False)
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
+    recorded = json.loads((run / "config.json").read_text())
+    assert recorded["method"] == method and recorded["config"]["steps"] == 2
+    assert load_checkpoint(run / "last.pt")["step"] == 2
+
+
+def test_released_preset_run_with_validation_and_curves(phantom, tmp_path):
+    config = tiny("steps=2", "val_every=2", preset="released_code")
+    run = train(config, phantom, tmp_path / "run", "modelmix", TASKS, progress=False)
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert {"mixce/myops", "vreg/mscmr"} <= set(rows[0])
+    val = rows[-1]
+    assert 0.0 <= val["val_dice"] <= 1.0 and val["val_dice"] == pytest.approx((val["val_myops"] + val["val_mscmr"]) / 2)
+    best = load_checkpoint(run / "best.pt")
+    assert best["step"] == 2 and best["val"]["val_dice"] == val["val_dice"]
+    assert (run / "training_curves.png").stat().st_size > 0
+    split = json.loads((run / "split.json").read_text())
+    assert len(split["myops"]["scribbled"]) == 5 and len(split["myops"]["unlabeled"]) == 1
+
+
+def test_resume_is_bit_exact_on_cpu(phantom, tmp_path):
+    straight = train(tiny("steps=6", "ckpt_every=100"), phantom, tmp_path / "a", "modelmix", TASKS, progress=False)
+    halfway = params(train(tiny("steps=3", "ckpt_every=100"), phantom, tmp_path / "b", "modelmix", TASKS,
+                           progress=False))
+    resumed = train(tiny("steps=6", "ckpt_every=100"), phantom, tmp_path / "b", "modelmix", TASKS, resume=True,
+                    progress=False)
+    a, b = params(straight), params(resumed)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["models.models.myops.head.weight"], halfway["models.models.myops.head.weight"])
+    assert [json.loads(r)["step"] for r in (resumed / "log.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_refuses_changed_settings(phantom, tmp_path):
+    train(tiny(), phantom, tmp_path / "run", "#1", TASKS, progress=False)
+    with pytest.raises(ConfigError, match=r"run/?: cannot resume with changed lr, core \(see config.json\)$"):
+        train(tiny("lr=0.5", "mix_bn=true"), phantom, tmp_path / "run", "#1", TASKS, resume=True, progress=False)
+    with pytest.raises(ConfigError, match=r"run was #1 on myops,mscmr, not #2 on myops,mscmr$"):
+        train(tiny(), phantom, tmp_path / "run", "#2", TASKS, resume=True, progress=False)
+    with pytest.raises(ConfigError, match=r"nothing to resume \(no last.pt\)$"):
+        train(tiny(), phantom, tmp_path / "other", "#1", TASKS, resume=True, progress=False)
+
+
+def test_existing_run_dir_is_not_overwritten(phantom, tmp_path):
+    run = train(tiny(), phantom, tmp_path / "run", "#1", TASKS, progress=False)
+    before = (run / "last.pt").read_bytes()
+    with pytest.raises(ConfigError, match=r"run: run directory exists; pass --overwrite to replace it or --resume"):
+        train(tiny(), phantom, run, "#1", TASKS, progress=False)
+    assert (run / "last.pt").read_bytes() == before
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"notes: not a run directory \(no config.json\); refusing to delete it$"):
+        train(tiny(), phantom, other, "#1", TASKS, overwrite=True, progress=False)
+    assert (other / "keep.txt").read_text() == "mine"
+    train(tiny("seed=1"), phantom, run, "#1", TASKS, overwrite=True, progress=False)
+    assert json.loads((run / "config.json").read_text())["config"]["seed"] == 1
+
+
+def test_non_finite_loss_stops_with_step_and_term_and_keeps_last_good_checkpoint(phantom, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = train_module.invariance_loss
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        value = real(*args, **kwargs)
+        return value * float("nan") if calls["n"] == 7 else value  # step 4, first task (myops)
+
+    monkeypatch.setattr(train_module, "invariance_loss", poisoned)
+    config = tiny("steps=8", "log_every=3", "ckpt_every=3")
+    with pytest.raises(FloatingPointError, match=r"^non-finite loss at step 4: term 'inv/myops'; last good "
+                                                 r"checkpoint: .*last.pt \(step 3\)$"):
+        train(config, phantom, tmp_path / "run", "#2", TASKS, progress=False)
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["step"] == 3
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
