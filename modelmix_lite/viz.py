@@ -801,13 +801,13 @@ def example_batch(
     size: int,
     n_scribbled: int = 2,
     n_unlabeled: int = 2,
-    subjects: int = 5,
+    n_subjects: int = 5,
     seed: int = 0,
 ) -> dict[str, Any]:
     """A fixed batch of ``task``'s training slices, in the form :class:`~modelmix_lite.train.ModelMixObjective` takes.
 
-    The scribbled subjects are :func:`~modelmix_lite.data.slices.few_scribble_split` ``(subjects, seed)``, as in
-    training. The first ``n_scribbled`` rows are their slices with the most scribbled classes (ties broken at
+    The ``n_subjects`` scribbled subjects are :func:`~modelmix_lite.data.slices.few_scribble_split`'s choice for
+    ``seed``, as in training. The first ``n_scribbled`` rows are their slices with the most scribbled classes (ties broken at
     random), the next ``n_unlabeled`` rows random slices of the other subjects (all ``UNANNOTATED``).
 
     Returns:
@@ -817,7 +817,7 @@ def example_batch(
         DataError: when there are fewer scribbled or unlabeled slices than asked for.
     """
     cases = load_split(task, root, "train")
-    scribbled, _ = few_scribble_split([c.subject for c in cases], subjects, seed)
+    scribbled, _ = few_scribble_split([c.subject for c in cases], n_subjects, seed)
     data = SliceDataset(cases, size, "scribble", scribbled)
     rng = np.random.default_rng(seed)
     pools = {"scribbled": np.flatnonzero(data.annotated), "unlabeled": np.flatnonzero(~data.annotated)}
@@ -845,7 +845,7 @@ def pixel_gradient_norm(loss_fn: Callable[[torch.Tensor], torch.Tensor], logits:
     """
     z = logits.detach().requires_grad_()
     (grad,) = torch.autograd.grad(loss_fn(z), z, allow_unused=True)
-    return torch.zeros(z.shape[:1] + z.shape[2:]) if grad is None else grad.norm(dim=1)
+    return torch.zeros(z.shape[:1] + z.shape[2:], device=z.device) if grad is None else grad.norm(dim=1)
 
 
 def gradient_share(grad: torch.Tensor, target: torch.Tensor) -> float:

@@ -1,11 +1,11 @@
 # ---
 # jupyter:
 #   jupytext:
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -168,7 +168,7 @@ with torch.no_grad():  # values only: the gradients come in sections 2, 4 and 5
         outputs[i] = {"x": x, "y": y, "n": n, "logits": logits}
 loss_table = pd.DataFrame(values)
 glue("mixed_layer", layer.name, display=False)
-glue("vreg_myops", loss_table.loc["L_vicinal-reg (Eq. 6)"].iloc[0], display=False)
+glue("vreg_myops", float(loss_table.loc["L_vicinal-reg (Eq. 6)"].iloc[0]), display=False)
 loss_table.round(4)
 
 # %% [markdown]
@@ -214,15 +214,14 @@ dice_table = pd.DataFrame(
 )
 for key, name in [("present_all", "on=all, average=present"), ("pooled_all", "on=all, average=pooled"),
                   ("present_ann", "on=annotated, average=present")]:
-    glue(f"dice_{key}", dice_table.loc[name, "Dice loss"], display=False)
-    glue(f"share_{key}", dice_table.loc[name, "gradient on unannotated pixels (%)"] / 100, display=False)
+    glue(f"dice_{key}", float(dice_table.loc[name, "Dice loss"]), display=False)
+    glue(f"share_{key}", float(dice_table.loc[name, "gradient on unannotated pixels (%)"] / 100), display=False)
 glue("annotated_fraction", float((target != UNANNOTATED).float().mean()), display=False)
 dice_table.round(5)
 
 # %%
-plot_gradient_maps(
-    {name.replace(", ", "\n"): g[0] for name, g in grads.items()}, myops["image"][0, 1].numpy(), target[0].numpy(), "myops"
-);
+panels = {name.replace(", ", "\n"): g[0] for name, g in grads.items()}
+plot_gradient_maps(panels, myops["image"][0, 1].numpy(), target[0].numpy(), "myops");
 
 # %% [markdown]
 # Only {glue:text}`annotated_fraction:.1%` of these pixels are scribbled. Three things follow from the figure
@@ -270,8 +269,8 @@ examples = cosine_examples(case.label[..., z], myops_spec.n_classes, small=scar,
 cosines = cosine_reduction_frame(examples)
 for name, key in [("less confident", "soft"), ("small class lost", "lost"), ("small class everywhere", "flood")]:
     for reduce in ("pixel", "spatial"):
-        glue(f"cos_{key}_{reduce}", cosines.loc[name, reduce], display=False)
-    glue(f"changed_{key}", cosines.loc[name, "argmax changed (%)"] / 100, display=False)
+        glue(f"cos_{key}_{reduce}", float(cosines.loc[name, reduce]), display=False)
+    glue(f"changed_{key}", float(cosines.loc[name, "argmax changed (%)"] / 100), display=False)
 glue("cos_paper", CORE_PRESETS["paper"].cos_reduce, display=False)
 glue("cos_released", CORE_PRESETS["released_code"].cos_reduce, display=False)
 cosines.round(3)
@@ -346,13 +345,15 @@ readings = {
 degenerate = pd.DataFrame(
     {
         "value": {name: float(fn(logits_rot)) for name, fn in readings.items()},
-        "largest ‖∂L/∂logits‖": {name: float(pixel_gradient_norm(fn, logits_rot).max()) for name, fn in readings.items()},
+        "largest ‖∂L/∂logits‖": {
+            name: float(pixel_gradient_norm(fn, logits_rot).max()) for name, fn in readings.items()
+        },
     }
 )
 glue("kept_fraction", float(kept.mean()), display=False)
-glue("degenerate_value", degenerate["value"].iloc[0], display=False)
-glue("degenerate_grad", degenerate["largest ‖∂L/∂logits‖"].iloc[0], display=False)
-glue("masked_grad", degenerate["largest ‖∂L/∂logits‖"].iloc[1], display=False)
+glue("degenerate_value", float(degenerate["value"].iloc[0]), display=False)
+glue("degenerate_grad", float(degenerate["largest ‖∂L/∂logits‖"].iloc[0]), display=False)
+glue("masked_grad", float(degenerate["largest ‖∂L/∂logits‖"].iloc[1]), display=False)
 degenerate
 
 # %% [markdown]
@@ -382,7 +383,7 @@ virtual_only = {
     for detach in (False, True)
 }
 virtual_flow = gradient_norms_by_group(models, virtual_only)
-glue("ej_paper", virtual_flow.loc["detach_virtual=False", ("mscmr", "encoder")], display=False)
+glue("ej_paper", float(virtual_flow.loc["detach_virtual=False", ("mscmr", "encoder")]), display=False)
 virtual_flow
 
 # %% [markdown]
@@ -403,8 +404,8 @@ for preset in ("paper", "released_code"):
     step_objective = ModelMixObjective(models, METHODS["#4"], CORE_PRESETS[preset], seed)
     loss, step_terms = step_objective({task: batches[task] for task in tasks})
     flows[preset] = gradient_norms_by_group(models, {**step_terms, "L (Eq. 9)": loss})
-glue("cross_paper", flows["paper"].loc["vsup/myops", ("mscmr", "encoder")], display=False)
-glue("cross_released", flows["released_code"].loc["vsup/myops", ("mscmr", "encoder")], display=False)
+glue("cross_paper", float(flows["paper"].loc["vsup/myops", ("mscmr", "encoder")]), display=False)
+glue("cross_released", float(flows["released_code"].loc["vsup/myops", ("mscmr", "encoder")]), display=False)
 plot_gradient_flow(flows);
 
 # %% [markdown]
@@ -425,12 +426,12 @@ plot_gradient_flow(flows);
 
 # %%
 log = pd.read_json(run / "log.jsonl", lines=True)
-glue("loss_first", log["loss"].iloc[0], display=False)
-glue("loss_last", log["loss"].iloc[-1], display=False)
+glue("loss_first", float(log["loss"].iloc[0]), display=False)
+glue("loss_last", float(log["loss"].iloc[-1]), display=False)
 glue("steps_run", int(log["step"].iloc[-1]), display=False)
 for task in tasks:
-    glue(f"vreg_{task}_first", log[f"vreg/{task}"].iloc[0], display=False)
-    glue(f"vreg_{task}_last", log[f"vreg/{task}"].iloc[-1], display=False)
+    glue(f"vreg_{task}_first", float(log[f"vreg/{task}"].iloc[0]), display=False)
+    glue(f"vreg_{task}_last", float(log[f"vreg/{task}"].iloc[-1]), display=False)
 plot_loss_terms(log);
 
 # %% [markdown]

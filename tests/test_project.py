@@ -80,13 +80,13 @@ def test_make_test_installs_generates_tests_and_builds_the_smoke_book() -> None:
         '.venv/bin/python -m pip install -e ".[book,dev]"',
         ".venv/bin/python -m modelmix_lite phantom --out data/phantom.tmp --preset default --seed 0",
         ".venv/bin/python -m pytest",
-        "MODELMIX_PROFILE=smoke .venv/bin/jupyter-book build . -W -n --keep-going --all --path-output _build/smoke",
+        "MODELMIX_PROFILE=smoke .venv/bin/jupyter-book build . -W --keep-going --all --path-output _build/smoke",
     ]
     assert [line for line in lines if line in expected] == expected
 
 
 def test_make_book_builds_in_the_cpu_profile() -> None:
-    assert "MODELMIX_PROFILE=cpu .venv/bin/jupyter-book build . -W -n --keep-going --all" in _make_dry_run("book").splitlines()
+    assert "MODELMIX_PROFILE=cpu .venv/bin/jupyter-book build . -W --keep-going --all" in _make_dry_run("book").splitlines()
 
 
 def test_jupyter_book_is_version_1() -> None:
