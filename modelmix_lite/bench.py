@@ -2,11 +2,12 @@
 
 Per method the objective of :mod:`modelmix_lite.train` (:class:`~modelmix_lite.train.ModelMixObjective`) is
 built as a training run builds it and timed on synthetic batches of the right shapes (no data loading):
-one step is forward + backward + Adam step. Reported per method: the median step time, samples/s, peak
-memory, FLOPs per step (``torch.utils.flop_counter.FlopCounterMode`` on one step), achieved FLOP/s, seconds
-per GFLOP, that per-FLOP cost relative to ``#1`` (ModelMix's overhead target: ``#4`` within
-:data:`OVERHEAD_TARGET` of ``#1``, i.e. a virtual model costs only its FLOPs), the fraction of the device's
-dense bf16 peak (CUDA, known devices) and inference slices/s. The data path is measured once: building a
+one step is forward + backward + Adam step. All methods are built first and then timed round-robin, so that
+a busy machine slows each of them alike. Reported per method: the median step time (wall, and on a CPU
+device also process CPU time), samples/s, peak memory, FLOPs per step (``torch.utils.flop_counter.
+FlopCounterMode`` on one step), achieved FLOP/s, seconds per GFLOP, that per-FLOP cost relative to ``#1``
+(ModelMix's overhead target: ``#4`` within :data:`OVERHEAD_TARGET` of ``#1``, i.e. a virtual model costs
+only its FLOPs), the fraction of the device's dense bf16 peak (CUDA, known devices) and inference slices/s. The data path is measured once: building a
 :class:`~modelmix_lite.data.slices.SliceDataset` from the phantom vs loading it from its cache, and a
 ``DataLoader`` over each.
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import gc
 import json
 import os
 import platform
@@ -41,8 +41,7 @@ from .data.slices import SliceDataset
 from .data.tasks import TASKS, UNANNOTATED, get_task
 from .errors import ConfigError, DataError
 from .methods import CORE_PRESETS, METHODS, CoreConfig, MethodConfig, check_method_tasks
-from .models import TaskModelSet
-from .train import TrainConfig, ModelMixObjective, pick_device
+from .train import TrainConfig, build_objective, pick_device
 
 DEFAULT_METHODS: tuple[str, ...] = ("#1", "#2", "#4:paper", "#4:released_code", "fullsup")
 """Method specs benchmarked by default: the Table 1 baseline, L_inv alone, ModelMix under both presets, FullSup."""
@@ -115,26 +114,29 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(fn: Callable[[], object], steps: int, warmup: int, device: torch.device) -> tuple[float, float]:
-    """Median wall and median process-CPU seconds of ``fn()`` over ``steps`` calls after ``warmup`` untimed ones.
+def round_robin_medians(
+    fns: Sequence[Callable[[], object]], steps: int, device: torch.device
+) -> list[tuple[float, float]]:
+    """Median wall and median process-CPU seconds of each ``fn()`` over ``steps`` rounds that call every ``fn`` once.
 
-    On CUDA every call is bracketed by ``torch.cuda.synchronize``. The CPU time (all threads of this process)
-    ignores the time other processes hold the cores, so on a shared machine it is the steadier cost measure.
+    Interleaving the functions gives each the same share of whatever else the machine does. On CUDA every
+    call is bracketed by ``torch.cuda.synchronize``. The CPU time (all threads of this process) leaves out
+    the time other processes hold the cores, so on a shared machine it is the steadier cost measure.
     """
-    for _ in range(warmup):
-        fn()
-    wall, cpu = [], []
+    wall: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
     for _ in range(steps):
-        _sync(device)
-        tick, cpu_tick = time.perf_counter(), time.process_time()
-        fn()
-        _sync(device)
-        wall.append(time.perf_counter() - tick)
-        cpu.append(time.process_time() - cpu_tick)
-    return statistics.median(wall), statistics.median(cpu)
+        for k, fn in enumerate(fns):
+            _sync(device)
+            tick, cpu_tick = time.perf_counter(), time.process_time()
+            fn()
+            _sync(device)
+            wall[k].append(time.perf_counter() - tick)
+            cpu[k].append(time.process_time() - cpu_tick)
+    return [(statistics.median(w), statistics.median(c)) for w, c in zip(wall, cpu)]
 
 
-def _peak_memory_mib(device: torch.device) -> float:
+def _memory_mib(device: torch.device) -> float:
     """CUDA: ``max_memory_allocated``; elsewhere the process's peak RSS (monotone over the whole run)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -160,14 +162,15 @@ def parse_method_spec(spec: str) -> tuple[MethodConfig, CoreConfig]:
 
 
 def synthetic_batches(
-    method: MethodConfig, tasks: Sequence[str], batch: int, size: int, device: torch.device, seed: int = 0
+    method: MethodConfig, tasks: Sequence[str], batch: int, size: int, device: torch.device,
+    channels_last: bool = True, seed: int = 0,
 ) -> dict[str, dict]:
     """Random training batches shaped as :meth:`ModelMixObjective.forward` takes them.
 
     Per task: ``image`` ``(B, 3, S, S)`` uniform in [0, 1); ``target`` ``(B, S, S)`` int64: full labels for
     ``target="label"`` methods, else :data:`SCRIBBLE_DENSITY` of the scribbled rows annotated with random
     classes and the unlabeled rows (:data:`UNLABELED_FRACTION` of the batch, for methods that use them)
-    all :data:`UNANNOTATED`.
+    all :data:`UNANNOTATED`. Images are channels-last on CUDA if ``channels_last`` (as ``train`` prepares them).
     """
     generator = torch.Generator().manual_seed(seed)
     n_unlabeled = round(batch * UNLABELED_FRACTION) if method.uses_unlabeled else 0
@@ -179,87 +182,107 @@ def synthetic_batches(
             hidden = torch.rand(batch, size, size, generator=generator) >= SCRIBBLE_DENSITY
             hidden[batch - n_unlabeled :] = True
             target = target.masked_fill(hidden, UNANNOTATED)
-        if device.type == "cuda":
+        if channels_last and device.type == "cuda":
             image = image.contiguous(memory_format=torch.channels_last)
         batches[task] = {"image": image.to(device), "target": target.to(device), "n_scribbled": batch - n_unlabeled}
     return batches
 
 
-def bench_method(
-    spec: str,
-    tasks: Sequence[str],
-    width: int,
-    size: int,
-    batch: int,
-    steps: int,
-    warmup: int,
-    device: torch.device,
-    compile: bool = False,
-) -> dict:
-    """Time one method spec's training step and inference on synthetic batches; see the module docstring.
+class MethodBench:
+    """One method spec's objective, built by :func:`modelmix_lite.train.build_objective` as a training run
+    builds it (bf16 autocast and channels-last on CUDA), on synthetic batches.
 
-    The objective is built as :func:`modelmix_lite.train.train` builds it (bf16 autocast and channels-last
-    on CUDA). FLOPs are counted on one eager step before any compilation.
+    Construction counts the FLOPs of one step, runs ``warmup`` steps and reads the peak memory (on CUDA:
+    the peak above what was allocated before, i.e. this method's own models, optimizer state and
+    activations). With ``compile`` the host and mixup passes are compiled (``TrainConfig.compile``).
     """
-    method, core = parse_method_spec(spec)
-    check_method_tasks(method, list(tasks))
-    models = TaskModelSet(tasks, width, None if core.dropout == "none" else core.dropout, "batch",
-                          core.identical_init, method.shared_encoder, torch.Generator().manual_seed(0))
-    objective = ModelMixObjective(models, method, core, seed=0).to(device)
-    if device.type == "cuda":
-        objective.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(objective.parameters(), lr=1e-3)
-    batches = synthetic_batches(method, tasks, batch, size, device)
-    autocast = torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda")
 
-    def train_step() -> None:
-        with autocast:
-            loss, _ = objective(batches)
-        optimizer.zero_grad(set_to_none=True)
+    def __init__(self, spec: str, tasks: Sequence[str], width: int, size: int, batch: int, warmup: int,
+                 device: torch.device, compile: bool = False):
+        method, core = parse_method_spec(spec)
+        check_method_tasks(method, list(tasks))
+        config = TrainConfig(batch_size=batch, size=size, base=width, compile=compile, core=core)
+        self.spec, self.method, self.tasks, self.device = spec, method, list(tasks), device
+        before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        self.objective = build_objective(config, method, tasks, device)
+        self.optimizer = torch.optim.Adam(self.objective.parameters(), lr=config.lr)
+        self.batches = synthetic_batches(method, tasks, batch, size, device, config.channels_last)
+        self.autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.amp and device.type == "cuda")
+        self.samples = batch * len(self.tasks)
+        with FlopCounterMode(display=False) as counter:
+            self.train_step()
+        self.flops: int = counter.get_total_flops()
+        for _ in range(warmup):
+            self.train_step()
+        _sync(device)
+        self.peak_memory_mib = _memory_mib(device) - before / 2**20
+
+    def train_step(self) -> None:
+        """Forward (Eq. 9 over all tasks and pairs), backward, Adam step."""
+        self.objective.train()
+        with self.autocast:
+            loss, _ = self.objective(self.batches)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        self.optimizer.step()
 
-    def infer() -> None:
-        with torch.inference_mode(), autocast:
-            for task in tasks:
-                models(task, batches[task]["image"])
+    def infer(self) -> None:
+        """Every task model on its batch, eval mode, no autograd."""
+        self.objective.eval()
+        with torch.inference_mode(), self.autocast:
+            for task in self.tasks:
+                self.objective.models(task, self.batches[task]["image"])
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    objective.train()
-    with FlopCounterMode(display=False) as counter:
-        train_step()
-    flops = counter.get_total_flops()
-    if compile:
-        for model in models.models.values():
-            model.compile()
-    step_s, step_cpu_s = time_steps(train_step, steps, warmup, device)
-    peak_memory = _peak_memory_mib(device)
-    objective.eval()
-    infer_s, _ = time_steps(infer, steps, warmup, device)
-    samples, gflops = batch * len(tasks), flops / 1e9
-    peak = peak_tflops(_device_name(device)) if device.type == "cuda" else None
-    on_cpu = device.type == "cpu"
-    return {
-        "method": method.name,
-        "preset": spec.partition(":")[2] or "paper",
-        "step_s": step_s,
-        "step_cpu_s": step_cpu_s if on_cpu else None,
-        "samples_per_s": samples / step_s,
-        "peak_memory_mib": peak_memory,
-        "flops_per_step": flops,
-        "tflop_per_s": flops / step_s / 1e12,
-        "s_per_gflop": step_s / gflops,
-        "cpu_s_per_gflop": step_cpu_s / gflops if on_cpu else None,
-        "fraction_of_peak": None if peak is None else flops / step_s / 1e12 / peak[0],
-        "inference_slices_per_s": samples / infer_s,
-    }
+    def result(self, step_s: float, step_cpu_s: float, infer_s: float) -> dict:
+        """The record of this method from its median step times (see the module docstring)."""
+        gflops, on_cpu = self.flops / 1e9, self.device.type == "cpu"
+        peak = peak_tflops(_device_name(self.device)) if self.device.type == "cuda" else None
+        return {
+            "method": self.method.name,
+            "preset": self.spec.partition(":")[2] or "paper",
+            "step_s": step_s,
+            "step_cpu_s": step_cpu_s if on_cpu else None,
+            "samples_per_s": self.samples / step_s,
+            "peak_memory_mib": self.peak_memory_mib,
+            "flops_per_step": self.flops,
+            "tflop_per_s": self.flops / step_s / 1e12,
+            "s_per_gflop": step_s / gflops,
+            "cpu_s_per_gflop": step_cpu_s / gflops if on_cpu else None,
+            "fraction_of_peak": None if peak is None else self.flops / step_s / 1e12 / peak[0],
+            "inference_slices_per_s": self.samples / infer_s,
+        }
+
+
+def bench_methods(
+    specs: Sequence[str], tasks: Sequence[str], width: int, size: int, batch: int, steps: int, warmup: int,
+    device: torch.device, compile: bool = False,
+) -> dict[str, dict]:
+    """Build every method (:class:`MethodBench`), then time their training steps round-robin over ``steps``
+    rounds, then their inference (after ``warmup`` untimed rounds); return ``{spec: record}``."""
+    benches = [MethodBench(spec, tasks, width, size, batch, warmup, device, compile) for spec in specs]
+    train_times = round_robin_medians([b.train_step for b in benches], steps, device)
+    for _ in range(warmup):
+        for b in benches:
+            b.infer()
+    infer_times = round_robin_medians([b.infer for b in benches], steps, device)
+    return {b.spec: b.result(*train, infer[0]) for b, train, infer in zip(benches, train_times, infer_times)}
 
 
 def overhead_ratios(results: dict[str, dict], field: str = "s_per_gflop") -> dict[str, float | None]:
-    """Each method's ``field`` (seconds per FLOP) divided by ``#1``'s; None where either is missing."""
-    base = next((r[field] for r in results.values() if r["method"] == "#1"), None)
-    return {spec: None if base is None or r[field] is None else r[field] / base for spec, r in results.items()}
+    """Each method's ``field`` (seconds per FLOP) divided by that of ``#1`` with the same core preset, or of
+    the first ``#1`` benchmarked when there is none with that preset; None where there is no ``#1`` or no value."""
+    baselines: dict[str, float | None] = {}
+    for r in results.values():
+        if r["method"] == "#1":
+            baselines.setdefault(r["preset"], r[field])
+    first = next(iter(baselines.values()), None)
+    ratios = {}
+    for spec, r in results.items():
+        base = baselines.get(r["preset"], first)
+        ratios[spec] = None if base is None or r[field] is None else r[field] / base
+    return ratios
 
 
 # ----------------------------------------------------------------------------------------------
@@ -267,8 +290,8 @@ def overhead_ratios(results: dict[str, dict], field: str = "s_per_gflop") -> dic
 # ----------------------------------------------------------------------------------------------
 
 
-def _loader_slices_per_s(dataset: SliceDataset, batch: int, steps: int, warmup: int, workers: int) -> float:
-    """Slices/s of a shuffling ``DataLoader`` over ``dataset``, timed over ``steps`` batches after ``warmup``."""
+def _loader_seconds(dataset: SliceDataset, batch: int, steps: int, warmup: int, workers: int) -> float:
+    """Wall seconds of ``steps`` batches of a shuffling ``DataLoader`` over ``dataset``, after ``warmup`` batches."""
     sampler = RandomSampler(dataset, replacement=True, num_samples=batch * (warmup + steps),
                             generator=torch.Generator().manual_seed(0))
     batches = iter(DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=workers))
@@ -277,7 +300,7 @@ def _loader_slices_per_s(dataset: SliceDataset, batch: int, steps: int, warmup: 
     tick = time.perf_counter()
     for _ in range(steps):
         next(batches)
-    return batch * steps / (time.perf_counter() - tick)
+    return time.perf_counter() - tick
 
 
 def bench_data(
@@ -310,7 +333,7 @@ def bench_data(
             cached = SliceDataset.from_cache(cache, dataset.fingerprint())
             build["cache"] += time.perf_counter() - tick
             for source, ds in (("phantom", dataset), ("cache", cached)):
-                loader[source] += batch * steps / _loader_slices_per_s(ds, batch, steps, warmup, workers)
+                loader[source] += _loader_seconds(ds, batch, steps, warmup, workers)
             n_slices += len(dataset)
     return {
         "data_root": str(data_root) if data_root is not None else "smoke phantom (seed 0, temporary)",
@@ -361,7 +384,7 @@ def run_bench(
     Args:
         width: UNet base channels; size: slice side ``S``; batch: slices per task per step.
         steps, warmup: timed and untimed repetitions of every measurement.
-        device: ``"auto"`` or a torch device string; compile: ``torch.compile`` the task models.
+        device: ``"auto"`` or a torch device string; compile: ``TrainConfig.compile`` (host and mixup passes).
         data_root: dataset root for the data-path measurement (default: a temporary ``smoke`` phantom).
 
     Returns:
@@ -372,6 +395,7 @@ def run_bench(
 
     Raises:
         ConfigError: on a bad option, an unknown method spec, or a method that needs more tasks.
+        DataError: if ``data_root`` does not hold the tasks' training data.
     """
     tasks = [t.strip().lower() for t in tasks]
     _check_settings(width, size, batch, tasks, steps, warmup)
@@ -379,12 +403,8 @@ def run_bench(
         check_method_tasks(parse_method_spec(spec)[0], tasks)
     dev = pick_device(device)
     workers = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    results = {}
-    for spec in methods:
-        results[spec] = bench_method(spec, tasks, width, size, batch, steps, warmup, dev, compile)
-        gc.collect()
-        if dev.type == "cuda":
-            torch.cuda.empty_cache()
+    data = bench_data(tasks, size, batch, steps, warmup, data_root, workers)  # first: a bad root fails fast
+    results = bench_methods(methods, tasks, width, size, batch, steps, warmup, dev, compile)
     for field, key in (("s_per_gflop", "s_per_flop_vs_#1"), ("cpu_s_per_gflop", "cpu_s_per_flop_vs_#1")):
         for spec, ratio in overhead_ratios(results, field).items():
             results[spec][key] = ratio
@@ -409,7 +429,7 @@ def run_bench(
         "results": results,
         "overhead": {"target": OVERHEAD_TARGET, "basis": basis, "ratios": ratios,
                      "within_target": all(v <= OVERHEAD_TARGET for v in known) if known else None},
-        "data": bench_data(tasks, size, batch, steps, warmup, data_root, workers),
+        "data": data,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -474,7 +494,11 @@ def compare(a: dict, b: dict, a_name: str = "A", b_name: str = "B") -> pd.DataFr
 
 def main_bench(argv: Sequence[str]) -> int:
     """``bench`` command: run the benchmark (print a table, optionally write JSON) or compare two JSON files."""
-    parser = argparse.ArgumentParser(prog="python -m modelmix_lite bench", description=__doc__.partition("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m modelmix_lite bench",
+        description="Time one training step of each method on synthetic batches (step time, samples/s, peak memory, "
+        "FLOPs, time per FLOP vs #1, inference slices/s) and the data path; or compare two saved records.",
+    )
     parser.add_argument("--width", type=int, default=16, help="UNet base channels (default 16)")
     parser.add_argument("--size", type=int, default=128, help="slice side S (default 128)")
     parser.add_argument("--batch", type=int, default=8, help="slices per task per step (default 8)")
@@ -484,7 +508,7 @@ def main_bench(argv: Sequence[str]) -> int:
     parser.add_argument("--steps", type=int, default=10, help="timed repetitions (default 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed repetitions first (default 3)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the task models")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the host and mixup passes (TrainConfig.compile)")
     parser.add_argument("--data", type=Path, default=None, help="data root for the data path (default: temp smoke phantom)")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON record here")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A.json", "B.json"),

@@ -99,10 +99,19 @@ def test_format_table(record: dict) -> None:
     assert "#4:paper" in text.splitlines()[-2] and "loader workers" in text.splitlines()[-1]
 
 
+def _timed(method: str, preset: str, s_per_gflop: float | None) -> dict:
+    return {"method": method, "preset": preset, "s_per_gflop": s_per_gflop}
+
+
 def test_overhead_ratios_by_hand() -> None:
-    results = {"#1": {"method": "#1", "s_per_gflop": 2.0}, "#4:paper": {"method": "#4", "s_per_gflop": 3.0}}
-    assert overhead_ratios(results) == {"#1": 1.0, "#4:paper": 1.5}
+    results = {"#1": _timed("#1", "paper", 2.0), "#4:paper": _timed("#4", "paper", 3.0),
+               "#4:released_code": _timed("#4", "released_code", 5.0)}
+    assert overhead_ratios(results) == {"#1": 1.0, "#4:paper": 1.5, "#4:released_code": 2.5}
+    # a #1 with the same preset is the baseline where there is one
+    results["#1:released_code"] = _timed("#1", "released_code", 4.0)
+    assert overhead_ratios(results) == {"#1": 1.0, "#4:paper": 1.5, "#4:released_code": 1.25, "#1:released_code": 1.0}
     assert overhead_ratios({"#4:paper": results["#4:paper"]}) == {"#4:paper": None}
+    assert overhead_ratios({"#1": results["#1"], "#2": _timed("#2", "paper", None)}) == {"#1": 1.0, "#2": None}
 
 
 @pytest.mark.parametrize(
@@ -133,6 +142,11 @@ def test_parse_method_spec() -> None:
 def test_bad_options(options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         run_bench(**{**TINY, **options, "methods": ("#1",)})
+
+
+def test_missing_data_root(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=rf"^{tmp_path / 'nowhere'}: data root not found"):
+        run_bench(**TINY, methods=("#1",), data_root=tmp_path / "nowhere")
 
 
 def test_synthetic_batches() -> None:
