@@ -137,3 +137,161 @@ def write_prediction(case: Case, pred: np.ndarray, path: str | Path) -> Path:
     if pred.size and (pred.min() < 0 or pred.max() >= spec.n_classes):
         raise DataError(f"{path}: prediction values outside 0..{spec.n_classes - 1} of task {spec.name}")
     return save_nifti(path, unmap_labels(pred, spec), affine=case.affine, spacing=case.spacing, dtype=np.int16)
+
+
+# --- finished runs: reuse, loading, evaluation and tables (notebook 05) ---
+# Imports of this section (kept here by the append-only rule; hoist them into the import block above).
+import hashlib
+import json
+from collections.abc import Mapping
+
+from .data.layout import SPLITS, list_cases
+from .data.readers import load_split
+from .methods import get_method
+from .metrics import METRICS, format_mean_std, summarize
+from .models import TaskModelSet
+
+RUN_PROVENANCE = "provenance.json"
+"""File of a run directory that records the data it was trained on (``data_fingerprint``), written by the caller."""
+
+
+def _read_json(path: Path) -> dict:
+    """``path`` parsed as JSON; :class:`ConfigError` when it is missing, :class:`DataError` when it does not parse."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found (is {path.parent} a run directory?)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from None
+
+
+def data_fingerprint(root: str | Path, tasks: Sequence[str]) -> str:
+    """SHA-256 (first 16 hex digits) of all the data that runs on ``tasks`` read from ``root``.
+
+    Every file of every split (:func:`~modelmix_lite.data.layout.list_cases`) contributes its task, split,
+    subject, file name and bytes, so the fingerprint changes when a file is added, removed, re-paired or
+    edited, and not when the data root is moved.
+
+    Raises:
+        DataError: a task's dataset or one of its splits is missing or malformed.
+    """
+    digest = hashlib.sha256()
+    for task in tasks:
+        for split in SPLITS:
+            for files in list_cases(task, root, split):
+                for path in (*files.images, files.label, files.scribble):
+                    if path is not None:
+                        digest.update(f"{task}/{split}/{files.subject}/{path.name}\0".encode())
+                        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def finished_run(run_dir: str | Path, record: Mapping, fingerprint: str) -> bool:
+    """Whether ``run_dir`` holds a finished run of ``record`` on the data of ``fingerprint`` (train-or-load).
+
+    True when the run's ``config.json`` equals ``record`` (``{"method", "tasks", "config"}``, as
+    :func:`modelmix_lite.train.train` writes it), ``training_curves.png`` exists (``train`` writes it after
+    its last step, so an interrupted run has none) and :data:`RUN_PROVENANCE` records ``fingerprint``.
+
+    Raises:
+        DataError: ``config.json`` or :data:`RUN_PROVENANCE` exists but is not valid JSON.
+    """
+    run = Path(run_dir)
+    if not all((run / name).is_file() for name in ("config.json", "training_curves.png", RUN_PROVENANCE)):
+        return False
+    same_config = _read_json(run / "config.json") == json.loads(json.dumps(record))
+    return same_config and _read_json(run / RUN_PROVENANCE).get("data_fingerprint") == fingerprint
+
+
+def load_run_models(
+    run_dir: str | Path, checkpoint: str = "best.pt", device: str | torch.device = "cpu"
+) -> TaskModelSet:
+    """The task models of a training run with the weights of ``checkpoint``, in eval mode on ``device``.
+
+    The architecture is rebuilt from the run's ``config.json`` (tasks, ``base``, ``norm``, ``core.dropout``
+    and the method's shared encoder); the weights are the ``models.`` entries of the checkpoint's ``model``
+    state (the training objective's ``state_dict``). The global RNG is left alone.
+
+    Raises:
+        ConfigError: ``config.json`` or the checkpoint is missing.
+        DataError: the checkpoint holds no ``model`` state, or one that does not fit the architecture.
+    """
+    run = Path(run_dir)
+    record, path = _read_json(run / "config.json"), run / checkpoint
+    if not path.is_file():
+        raise ConfigError(f"{path}: checkpoint not found (is {run} a finished run?)")
+    config = record["config"]
+    dropout = None if config["core"]["dropout"] == "none" else config["core"]["dropout"]
+    models = TaskModelSet(record["tasks"], config["base"], dropout, config["norm"],
+                          shared_encoder=get_method(record["method"]).shared_encoder, generator=torch.Generator())
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if "model" not in state:
+        raise DataError(f"{path}: no 'model' state in this checkpoint")
+    try:
+        models.load_state_dict({k.removeprefix("models."): v for k, v in state["model"].items()})
+    except RuntimeError as err:
+        raise DataError(f"{path}: weights do not fit the run's config.json: {err}") from None
+    return models.to(device).eval()
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    data_root: str | Path,
+    split: str = "test",
+    checkpoint: str = "best.pt",
+    device: str | torch.device = "cpu",
+    largest_cc: bool = False,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Evaluate every task model of a training run on ``split`` of its task (:func:`evaluate_cases`).
+
+    Slices are fitted to the run's input size (``config.json``); the weights are ``checkpoint``'s.
+
+    Returns:
+        One row per (task, case, structure): ``method, task, case, structure, dice, hd, hd95``.
+
+    Raises:
+        DataError: a task's split has no cases, or a case without ground truth (e.g. the real MyoPS test
+            set, whose labels the organisers withheld: evaluate ``"val"`` there).
+    """
+    run = Path(run_dir)
+    record = _read_json(run / "config.json")
+    models = load_run_models(run, checkpoint, device)
+    frames = []
+    for task in record["tasks"]:
+        cases = load_split(task, data_root, split)
+        unlabeled = [case.subject for case in cases if case.label is None]
+        if not cases or unlabeled:
+            problem = f"{len(unlabeled)} of {len(cases)} cases lack ground truth (e.g. {unlabeled[0]})" if cases \
+                else "no cases"
+            raise DataError(f"{data_root}: {task} {split} split: {problem}; evaluate another split")
+        rows = evaluate_cases(models.models[task], cases, task, record["config"]["size"], device, largest_cc, progress)
+        frames.append(rows.assign(method=record["method"], task=task))
+    return pd.concat(frames, ignore_index=True)[["method", "task", "case", "structure", *METRICS]]
+
+
+def paper_table(rows: pd.DataFrame, metric: str = "dice", digits: int | None = None) -> pd.DataFrame:
+    """Mean ± std over volumes in the layout of the paper's tables (e.g. Table 1).
+
+    One row per method; one column per (task, structure) with each task's "Avg" last, all in order of first
+    appearance; cells as :func:`~modelmix_lite.metrics.format_mean_std` writes them (``.805±.181``).
+
+    Args:
+        rows: per-volume rows with columns ``method, task, case, structure`` and the metrics (:func:`evaluate_run`).
+        metric: ``"dice"``, ``"hd"`` or ``"hd95"``.
+        digits: decimals; default 3 for Dice, 2 for distances in mm.
+
+    Raises:
+        ConfigError: an unknown ``metric``. DataError: ``rows`` lacks a ``method`` or ``task`` column.
+    """
+    if metric not in METRICS:
+        raise ConfigError(f"metric: {metric!r} is not one of {', '.join(METRICS)}")
+    missing = [c for c in ("method", "task") if c not in rows.columns]
+    if missing:
+        raise DataError(f"rows: missing columns {missing}")
+    summary = summarize(rows[["method", "task", "case", "structure", *METRICS]])
+    digits = (3 if metric == "dice" else 2) if digits is None else digits
+    cells = [format_mean_std(m, s, digits) for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_std"])]
+    table = summary.assign(cell=cells).pivot(index="method", columns=["task", "structure"], values="cell")
+    columns = pd.MultiIndex.from_tuples(dict.fromkeys(zip(summary["task"], summary["structure"])))
+    return table.reindex(index=list(dict.fromkeys(summary["method"])), columns=columns)

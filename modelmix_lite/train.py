@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from .data.phantom import generate_phantom
 from .data.readers import load_split
 from .data.slices import SliceDataset, few_scribble_split
 from .data.tasks import TASKS
@@ -84,7 +85,7 @@ class TrainConfig:
         device: ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
         amp: bf16 autocast on CUDA (ignored elsewhere).
         channels_last: channels-last memory format on CUDA (ignored elsewhere).
-        compile: ``torch.compile`` every task model.
+        compile: ``torch.compile`` the task models' host and mixup passes (see :class:`ModelMixObjective`).
         core: the ModelMix core preset with any overrides (:class:`~modelmix_lite.methods.CoreConfig`).
     """
 
@@ -131,7 +132,7 @@ PROFILES: dict[str, TrainConfig] = {
     # seconds: wiring checks and tests
     "smoke": TrainConfig(steps=6, batch_size=4, size=32, base=8, log_every=2, val_every=6, ckpt_every=3),
     # the book's default: minutes on 2 CPU cores, learns the phantom's anatomy
-    "cpu": TrainConfig(steps=200, batch_size=8, size=96, base=16, log_every=10, val_every=50, ckpt_every=50),
+    "cpu": TrainConfig(steps=300, batch_size=8, size=96, base=16, log_every=10, val_every=100, ckpt_every=100),
     # one GPU: ~3k steps of a base-32 UNet at 256², a few minutes per method
     "gpu": TrainConfig(steps=3000, batch_size=16, size=256, base=32, log_every=50, val_every=500, ckpt_every=500),
     # paper §3.1: Adam 1e-3, batch 16, 256×256, 1000 epochs, a base-64 UNet
@@ -246,11 +247,17 @@ class ModelMixObjective(nn.Module):
         models: the task models (``TaskModelSet``).
         method, core: which terms, and how (see :mod:`modelmix_lite.methods`).
         seed: seed of :attr:`generator`.
+        compile: run the task models' plain passes (host and mixup) through ``torch.compile``; the
+            virtual model (``functional_call`` with swapped tensors) stays eager, so it never recompiles.
     """
 
-    def __init__(self, models: TaskModelSet, method: MethodConfig, core: CoreConfig, seed: int = 0):
+    def __init__(
+        self, models: TaskModelSet, method: MethodConfig, core: CoreConfig, seed: int = 0, compile: bool = False
+    ):
         super().__init__()
         self.models = models
+        # a plain dict, not registered: the compiled wrappers share the models' parameters
+        self.forward_fns = {t: torch.compile(m) if compile else m for t, m in models.models.items()}
         self.method = method
         self.core = core
         self.generator = torch.Generator().manual_seed(seed)
@@ -272,7 +279,7 @@ class ModelMixObjective(nn.Module):
     def _invariance(self, task: str, x: Tensor, y: Tensor, probs: Tensor) -> dict[str, Tensor]:
         partner = partner_index(x.shape[0], self.generator, self.core.mixup_partner).to(x.device)
         x_mix, lam = mixup(x, x[partner], self.core.mixup_alpha, self.generator)
-        logits_mix = self.models(task, x_mix)
+        logits_mix = self.forward_fns[task](x_mix)
         terms = {"inv": invariance_loss(logits_mix.softmax(1), probs, probs[partner], lam, self.core.cos_reduce)}
         if self.core.mixup_ce:
             terms["mixce"] = mixup_cross_entropy(logits_mix, y, y[partner], lam)
@@ -317,7 +324,7 @@ class ModelMixObjective(nn.Module):
             x, y, n = batches[task]["image"], batches[task]["target"], batches[task]["n_scribbled"]
             if self.method.inv:
                 x, y = self._cutout(x, y)
-            logits = self.models(task, x)
+            logits = self.forward_fns[task](x)
             host[task] = (x, y, n, logits)
             if not self.method.vicinal_sup:
                 terms[f"sup/{task}"] = self._sup(logits[:n], y[:n])
@@ -335,6 +342,10 @@ class ModelMixObjective(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # Data: few-scribble datasets and infinite seeded samplers
 # ----------------------------------------------------------------------------------------------
+
+
+_DROPOUT, _OBJECTIVE, _AUGMENT, _SAMPLER = range(4)
+"""Stream ids: the first key after the run seed, so no two random streams share a seed."""
 
 
 def _derive_seed(*keys: int) -> int:
@@ -419,11 +430,14 @@ def _load_task_data(
     sizes = {"scribbled": config.batch_size - n_unlabeled}
     if n_unlabeled:
         pools["unlabeled"], sizes["unlabeled"] = np.flatnonzero(~dataset.annotated), n_unlabeled
+    if any(size % world for size in sizes.values()):
+        raise ConfigError(f"batch_size: {sizes} slices per task do not split evenly over {world} processes")
     samplers = {}
     for k, (kind, pool) in enumerate(pools.items()):
         if len(pool) == 0:
             raise ConfigError(f"--tasks: {task} has no {kind} training slices (check n_scribbled and the data)")
-        samplers[kind] = InfiniteSampler(pool, sizes[kind], _derive_seed(config.seed, index, k), rank, world)
+        seed = _derive_seed(config.seed, _SAMPLER, index, k)
+        samplers[kind] = InfiniteSampler(pool, sizes[kind], seed, rank, world)
     if method.inv and config.batch_size // world < 2:
         raise ConfigError(f"batch_size: mixup needs >= 2 slices per process, got {config.batch_size // world}")
     val_cases = load_split(task, root, "val") if config.val_every else []
@@ -636,16 +650,14 @@ def build_objective(
     config: TrainConfig, method: MethodConfig, tasks: Sequence[str], device: torch.device, rank: int = 0
 ) -> ModelMixObjective:
     """The task models (seeded by ``config.seed``) inside the objective, on ``device``; seeds the dropout stream."""
-    torch.manual_seed(_derive_seed(config.seed, 1, rank))  # dropout: the global torch RNG, one stream per rank
+    torch.manual_seed(_derive_seed(config.seed, _DROPOUT, rank))  # dropout draws from the global torch RNG
     models = TaskModelSet(tasks, config.base, None if config.core.dropout == "none" else config.core.dropout,
                           config.norm, config.core.identical_init, method.shared_encoder,
                           torch.Generator().manual_seed(config.seed))
-    objective = ModelMixObjective(models, method, config.core, _derive_seed(config.seed, 2, rank)).to(device)
+    seed = _derive_seed(config.seed, _OBJECTIVE, rank)
+    objective = ModelMixObjective(models, method, config.core, seed, config.compile).to(device)
     if config.channels_last and device.type == "cuda":
         objective.to(memory_format=torch.channels_last)
-    if config.compile:
-        for model in models.models.values():
-            model.compile()
     return objective
 
 
@@ -719,7 +731,7 @@ def train(
 
     objective = build_objective(config, method, tasks, device, rank)
     optimizer = torch.optim.Adam(objective.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    augment_rng = torch.Generator().manual_seed(_derive_seed(config.seed, 3, rank))
+    augment_rng = torch.Generator().manual_seed(_derive_seed(config.seed, _AUGMENT, rank))
     generators = {"objective": objective.generator, "augment": augment_rng}
     step, best = 0, -math.inf
     if resume:
@@ -829,11 +841,20 @@ def _init_distributed() -> None:
         dist.init_process_group(backend)
 
 
+def _write_default_phantom(root: Path, progress: bool) -> None:
+    """Generate the default phantom into ``root`` via a temporary sibling, so an interrupted run leaves no half root."""
+    partial = root.with_name(root.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    generate_phantom(partial, preset="default", seed=0, progress=progress)
+    os.replace(partial, root)
+
+
 def main_train(argv: Sequence[str]) -> int:
     """``train`` command: parse ``argv``, train, print the run directory; return 0."""
     parser = argparse.ArgumentParser(
         prog="python -m modelmix_lite train",
-        description="Train a method on one or more tasks (multi-GPU: torchrun --nproc_per_node=N -m modelmix_lite train).",
+        description="Train a method on one or more tasks. "
+        "Multi-GPU: torchrun --nproc_per_node=N -m modelmix_lite train ...",
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -861,13 +882,11 @@ def main_train(argv: Sequence[str]) -> int:
     if args.device is not None:
         overrides["device"] = args.device
     config = resolve_config(args.profile, overrides, args.preset)
-    out = args.out or Path("runs") / f"{method.name.replace('#', 'ablation')}_{'+'.join(tasks)}_{args.profile}"
+    out = args.out or Path("runs") / f"{args.method.replace('#', 'ablation')}_{'+'.join(tasks)}_{args.profile}"
     _init_distributed()
     if not args.data.exists() and args.data == DEFAULT_DATA:
         if not dist.is_initialized() or dist.get_rank() == 0:
-            from .data.phantom import generate_phantom
-
-            generate_phantom(args.data, preset="default", seed=0)
+            _write_default_phantom(args.data, progress=not args.quiet)
         if dist.is_initialized():
             dist.barrier()
     run = train(config, args.data, out, method, tasks, args.overwrite, args.resume, progress=not args.quiet)

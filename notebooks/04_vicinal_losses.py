@@ -305,9 +305,8 @@ plot_cosine_examples(examples, "myops");
 # Dice in $\mathcal L_{\text{sup}}$. The flat cosine has the same optimum as the per-pixel one, but it couples
 # all pixels into one number and weighs each pixel by its norm.
 #
-# Training does not use the default, though. `CoreConfig.cos_reduce` chooses the reduction, and both presets
-# currently set it to the released code's reading (`paper`: {glue:text}`cos_paper`, `released_code`:
-# {glue:text}`cos_released`), because the paper does not say which one it means.
+# Training takes the reduction from `CoreConfig.cos_reduce`: the `paper` preset uses this reading
+# ({glue:text}`cos_paper`), the `released_code` preset the released code's ({glue:text}`cos_released`).
 
 # %% [markdown]
 # ## 4. The released MyoPS $\mathcal L_{\text{vicinal-reg}}$ is a constant

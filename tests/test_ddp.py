@@ -21,6 +21,7 @@ EXACT = [*TINY, "norm=none", "dropout=none", "augment=false"]
 
 
 def _worker(rank: int, world: int, init_file: str, root: str, out: str) -> None:
+    torch.set_num_threads(1)  # two processes share the cores
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         train(resolve_config("smoke", TINY), root, f"{out}/modelmix", "modelmix", TASKS, progress=False)
