@@ -69,6 +69,61 @@ def train(argv: list[str]) -> int:
 
 
 @command
+def evaluate(argv: list[str]) -> int:
+    """Score a training run on a split: per-volume 3-D Dice / HD / HD95 and the paper-style mean ± std table."""
+    parser = argparse.ArgumentParser(prog=f"{PROG} evaluate", description=_summary(evaluate))
+    parser.add_argument("run", type=Path, help="run directory written by 'train'")
+    parser.add_argument("--data", type=Path, default=Path("data/phantom"), help="data root (default: data/phantom)")
+    parser.add_argument("--split", choices=("val", "test"), default="test", help="split to score (default: test)")
+    parser.add_argument("--checkpoint", default="best.pt", help="checkpoint file in the run (default: best.pt)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--largest-cc", action="store_true", help="keep the largest connected component per class")
+    parser.add_argument("--csv", type=Path, help="also write the per-volume rows to this CSV file")
+    args = parser.parse_args(argv)
+    from .evaluate import evaluate_run, paper_table
+
+    rows = evaluate_run(args.run, args.data, args.split, args.checkpoint, args.device, args.largest_cc)
+    if args.csv:
+        rows.to_csv(args.csv, index=False)
+    for metric in ("dice", "hd95"):
+        print(f"{metric} ({args.split}, {rows['case'].nunique()} volumes)")
+        print(paper_table(rows, metric).to_string(), end="\n\n")
+    return 0
+
+
+@command
+def predict(argv: list[str]) -> int:
+    """Segment NIfTI volumes with a training run; writes predictions with the inputs' headers and raw labels."""
+    parser = argparse.ArgumentParser(prog=f"{PROG} predict", description=_summary(predict))
+    parser.add_argument("run", type=Path, help="run directory written by 'train'")
+    parser.add_argument("--input", nargs="+", type=Path,
+                        help="image file(s) of one volume, one per sequence (MyoPS: C0 DE T2)")
+    parser.add_argument("--data", type=Path, help="or: a data root; every case of --split is segmented")
+    parser.add_argument("--split", choices=("train", "val", "test"), default="test", help="with --data (default: test)")
+    parser.add_argument("--task", choices=list(TASKS), help="task model to use (default: the run's first task)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for <subject>_pred.nii.gz files")
+    parser.add_argument("--checkpoint", default="best.pt", help="checkpoint file in the run (default: best.pt)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--largest-cc", action="store_true", help="keep the largest connected component per class")
+    args = parser.parse_args(argv)
+    from .evaluate import predict_run
+
+    written = predict_run(args.run, args.out, args.task, args.input, args.data, args.split, args.checkpoint,
+                          args.device, args.largest_cc)
+    for path in written:
+        print(path)
+    return 0
+
+
+@command
+def reproduce(argv: list[str]) -> int:
+    """Re-run a table of the paper (every method x task combination x seed) into one tidy results file."""
+    from .reproduce import main_reproduce
+
+    return main_reproduce(argv)
+
+
+@command
 def bench(argv: list[str]) -> int:
     """Time one training step of each method: step time, samples/s, peak memory, FLOPs."""
     from .bench import main_bench

@@ -8,7 +8,9 @@ does, with its per-slice zoom in place of our pad-and-resize).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +19,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .data.layout import SPLITS, CaseFiles, list_cases
 from .data.nifti import save_nifti
-from .data.readers import Case
+from .data.readers import Case, load_case, load_split
 from .data.slices import fit_slice, normalize_intensity, restore_probabilities
 from .data.tasks import TaskSpec, get_task, unmap_labels
 from .errors import ConfigError, DataError
-from .metrics import evaluate_volume, largest_connected_component
-from .models import as_model_input
+from .methods import get_method
+from .metrics import METRICS, evaluate_volume, format_mean_std, largest_connected_component, summarize
+from .models import TaskModelSet, as_model_input
 
 
 def _keep_largest_components(pred: np.ndarray) -> np.ndarray:
@@ -139,18 +143,7 @@ def write_prediction(case: Case, pred: np.ndarray, path: str | Path) -> Path:
     return save_nifti(path, unmap_labels(pred, spec), affine=case.affine, spacing=case.spacing, dtype=np.int16)
 
 
-# --- finished runs: reuse, loading, evaluation and tables (notebook 05) ---
-# Imports of this section (kept here by the append-only rule; hoist them into the import block above).
-import hashlib
-import json
-from collections.abc import Mapping
-
-from .data.layout import SPLITS, list_cases
-from .data.readers import load_split
-from .methods import get_method
-from .metrics import METRICS, format_mean_std, summarize
-from .models import TaskModelSet
-
+# --- finished runs: reuse, loading, evaluation and tables ---
 RUN_PROVENANCE = "provenance.json"
 """File of a run directory that records the data it was trained on (``data_fingerprint``), written by the caller."""
 
@@ -295,3 +288,50 @@ def paper_table(rows: pd.DataFrame, metric: str = "dice", digits: int | None = N
     table = summary.assign(cell=cells).pivot(index="method", columns=["task", "structure"], values="cell")
     columns = pd.MultiIndex.from_tuples(dict.fromkeys(zip(summary["task"], summary["structure"])))
     return table.reindex(index=list(dict.fromkeys(summary["method"])), columns=columns)
+
+
+def predict_run(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    task: str | None = None,
+    images: Sequence[str | Path] | None = None,
+    data_root: str | Path | None = None,
+    split: str = "test",
+    checkpoint: str = "best.pt",
+    device: str | torch.device = "cpu",
+    largest_cc: bool = False,
+) -> list[Path]:
+    """Segment volumes with a trained run and write NIfTI predictions in the dataset's raw label values.
+
+    Either ``images`` (one NIfTI file per sequence of ``task``, in ``TaskSpec.sequences`` order, e.g. MyoPS
+    C0, DE, T2) or ``data_root`` + ``split`` (every case of that split) is given. Each prediction keeps its
+    input's affine and spacing and is written to ``out_dir/<subject>_pred.nii.gz``.
+
+    Raises:
+        ConfigError: neither or both inputs given, ``task`` not trained in the run, wrong number of images.
+    """
+    run = Path(run_dir)
+    record = _read_json(run / "config.json")
+    task = task or record["tasks"][0]
+    if task not in record["tasks"]:
+        raise ConfigError(f"--task: {task!r} was not trained in {run} (tasks: {', '.join(record['tasks'])})")
+    if (images is None) == (data_root is None):
+        raise ConfigError("give either --input (image files) or --data (a data root), not both or neither")
+    spec = get_task(task)
+    if images is not None:
+        paths = tuple(Path(p) for p in images)
+        if len(paths) != spec.n_channels:
+            raise ConfigError(
+                f"--input: task {task} takes {spec.n_channels} image(s) ({', '.join(spec.sequences)}), got {len(paths)}"
+            )
+        subject = paths[0].name.removesuffix(".gz").removesuffix(".nii")
+        cases = [load_case(CaseFiles(task, subject, "test", paths, None, None))]
+    else:
+        cases = load_split(task, data_root, split)
+    model = load_run_models(run, checkpoint, device).models[task]
+    size = record["config"]["size"]
+    return [
+        write_prediction(case, predict_volume(model, case, size, device=device, largest_cc=largest_cc),
+                         Path(out_dir) / f"{case.subject}_pred.nii.gz")
+        for case in cases
+    ]

@@ -333,7 +333,7 @@ def _device_name(device: str) -> str:
 
 
 def _run_one(
-    spec: TableSpec, entry: Entry, seed: int, profile: str, root: Path, out: Path
+    spec: TableSpec, entry: Entry, seed: int, profile: str, root: Path, out: Path, keep_checkpoints: bool
 ) -> tuple[pd.DataFrame, str]:
     """Train (or resume) and score one run; return its result rows and what was done.
 
@@ -361,6 +361,9 @@ def _run_one(
     np.savez_compressed(run / "predictions.tmp.npz", **{k: v.astype(np.uint8) for k, v in predictions.items()})
     os.replace(run / "predictions.tmp.npz", run / "predictions.npz")
     _write_atomic(evaluation, _jsonl(rows))  # written last: its presence marks the run finished
+    if not keep_checkpoints:
+        for checkpoint in run.glob("*.pt"):
+            checkpoint.unlink()
     return rows, "resumed" if resume else "trained"
 
 
@@ -391,6 +394,7 @@ def run_table(
     methods: Iterable[str] | None = None,
     progress: bool = True,
     combos: Iterable[str] | None = None,
+    keep_checkpoints: bool = True,
 ) -> Path:
     """Train and score every row of Table ``table`` for every seed; return the results file.
 
@@ -404,6 +408,7 @@ def run_table(
         seeds: default :func:`default_seeds` of the profile.
         methods, combos: restrict the sweep to these methods (``"#4"``, ``"ablation4"``, ``"pce"``...) and task
             combinations (``"myops+mscmr"``).
+        keep_checkpoints: False deletes a run's ``*.pt`` once it is scored (its rows and predictions stay).
 
     Raises:
         ConfigError: an unknown table, profile, method or combination.
@@ -428,7 +433,7 @@ def run_table(
         elif (entry.method, entry.combo, seed) in recorded:
             status = "recorded"
         else:
-            rows, status = _run_one(spec, entry, seed, profile, root, out)
+            rows, status = _run_one(spec, entry, seed, profile, root, out, keep_checkpoints)
             with open(results, "a") as f:
                 f.write(_jsonl(rows))
         record = {"row": entry.row, "method": entry.method, "tasks": entry.combo, "seed": seed, "status": status}

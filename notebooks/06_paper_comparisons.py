@@ -109,7 +109,7 @@ for key, value in describe_environment().items():
 #
 # Training the cpu profile's sweep takes hours on two CPU cores, so committed results in `results_dir` are loaded
 # when they exist. The smoke profile sweeps a minimal Table 1 (#1, #2, #4 on MyoPS+MSCMRseg, one seed) into a
-# temporary folder.
+# temporary folder, and keeps no checkpoints there.
 
 # %%
 SMOKE_SWEEP = {1: {"methods": ["#1", "#2", "#4"], "combos": ["myops+mscmr"]}}
@@ -127,7 +127,7 @@ for n in (1, 2, 3):
     else:
         options = SMOKE_SWEEP[n] if profile == "smoke" else {}
         path = run_table(n, profile, root, sweep_dir, [seed] if profile == "smoke" else None, progress=False,
-                         **options)
+                         keep_checkpoints=sweep_dir == Path(results_dir), **options)
         results[n] = load_results(path) if path.is_file() else empty
         out_dirs[n], sources[n] = sweep_dir, f"trained now, in {path.parent}"
 all_rows = pd.concat([r for r in results.values() if len(r)] or [empty], ignore_index=True)

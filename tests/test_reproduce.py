@@ -144,6 +144,17 @@ def test_interrupted_run_resumes_and_matches_the_uninterrupted_one(sweep, phanto
     assert all(np.array_equal(resumed[case], straight[case]) for case in straight)
 
 
+def test_checkpoints_can_be_dropped_once_scored(sweep, phantom_root, tmp_path):
+    out, path = sweep
+    again = run_table(1, "smoke", phantom_root, tmp_path, **{**SWEEP, "methods": ["#1"]}, keep_checkpoints=False)
+    run = run_dir(tmp_path, "smoke", 1, "#1", COMBO, 0)
+    assert not list(run.glob("*.pt")) and (run / "predictions.npz").is_file()
+    mine, theirs = load_results(again), load_results(path)
+    columns = ["case", "structure", "dice"]
+    pd.testing.assert_frame_equal(mine[columns].reset_index(drop=True),
+                                  theirs.loc[theirs["method"] == "#1", columns].reset_index(drop=True))
+
+
 def test_method_missing_from_methods_is_skipped_with_a_warning(monkeypatch, phantom_root, tmp_path):
     monkeypatch.delitem(METHODS, "#2")
     with pytest.warns(UserWarning, match=r"Table 1: #2 \('#2'\) is not implemented; skipped"):
