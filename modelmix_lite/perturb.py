@@ -4,6 +4,10 @@ Everything works on batches of network tensors on any device: images ``(B, C, H,
 labels ``(B, H, W)`` int64 with :data:`~modelmix_lite.data.tasks.UNANNOTATED` for unannotated pixels.
 Geometric warps are one affine per sample applied with ``F.affine_grid``/``F.grid_sample``.
 
+No function reads a device tensor back to the host: random draws are made on the generator's device
+(a seeded CPU generator in training) and copied to the data's device with ``non_blocking=True``, so a
+training step on a GPU never waits for it.
+
 Pixels that a perturbation hides or that come from outside the image become ``UNANNOTATED`` in the
 labels, not background: the anatomy may be there, we only cannot see it.
 """
@@ -26,6 +30,11 @@ def _uniform(shape: tuple[int, ...], generator: torch.Generator | None) -> Tenso
     """``U(0, 1)`` draws on the generator's device (CPU when there is no generator)."""
     device = generator.device if generator is not None else "cpu"
     return torch.rand(shape, generator=generator, device=device)
+
+
+def _uniform_on(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str | None) -> Tensor:
+    """:func:`_uniform` draws copied to ``device`` (None: stay) without a host sync (``non_blocking``)."""
+    return _uniform(shape, generator).to(device, non_blocking=True)
 
 
 def _check_image(image: Tensor, name: str = "image") -> None:
@@ -66,7 +75,7 @@ def cutout_mask(
         raise ConfigError(f"size: cutout side must be >= 1, got {size}")
     if not 0.0 <= p <= 1.0:
         raise ConfigError(f"p: cutout probability must be in [0, 1], got {p}")
-    u = _uniform((batch, 3), generator).to(device)
+    u = _uniform_on((batch, 3), generator, device)
     top = (u[:, 0] * height).long() - size // 2
     left = (u[:, 1] * width).long() - size // 2
     cut = u[:, 2] < p
@@ -111,8 +120,9 @@ def apply_cutout(
 def sample_beta(alpha: float, n: int, generator: torch.Generator | None = None) -> Tensor:
     """``n`` draws from ``Beta(a, a)``, reproducible from a ``torch.Generator``.
 
-    torch cannot draw Beta variates from a generator, so a numpy generator is seeded from it.
-    Returns a float32 CPU tensor ``(n,)``.
+    torch cannot draw Beta variates from a generator, so a numpy generator is seeded from it. That
+    happens on the host: free with a CPU generator (as in training); a device generator's seed draw
+    is read back, one sync. Returns a float32 CPU tensor ``(n,)``.
     """
     if not alpha > 0:
         raise ConfigError(f"alpha: Beta concentration must be > 0, got {alpha}")
@@ -128,16 +138,17 @@ def partner_index(batch: int, generator: torch.Generator | None = None, scheme: 
     with ``B-1-i``), which mixes the middle sample of an odd batch with itself.
 
     Returns:
-        ``(B,)`` int64 on CPU.
+        ``(B,)`` int64 on the generator's device (CPU when there is no generator).
     """
+    device = generator.device if generator is not None else "cpu"
     if scheme == "flip":
-        return torch.arange(batch - 1, -1, -1)
+        return torch.arange(batch - 1, -1, -1, device=device)
     if scheme != "derangement":
         raise ConfigError(f"scheme: unknown partner scheme {scheme!r}; expected 'derangement' or 'flip'")
     if batch < 2:
         raise DataError(f"batch: mixup needs at least 2 samples to pair, got {batch}")
-    order = torch.argsort(_uniform((batch,), generator).cpu())
-    partner = torch.empty(batch, dtype=torch.long)
+    order = torch.argsort(_uniform((batch,), generator))
+    partner = torch.empty_like(order)
     partner[order] = order.roll(-1)  # one cycle through a random order: nobody maps to itself
     return partner
 
@@ -156,7 +167,7 @@ def mixup(
     _check_image(x1, "x1")
     if x2.shape != x1.shape:
         raise DataError(f"x2: shape {tuple(x2.shape)} does not match x1 {tuple(x1.shape)}")
-    lam = sample_beta(alpha, x1.shape[0], generator).to(x1).view(-1, 1, 1, 1)
+    lam = sample_beta(alpha, x1.shape[0], generator).to(x1.device, x1.dtype, non_blocking=True).view(-1, 1, 1, 1)
     return lam * x1 + (1 - lam) * x2, lam
 
 
@@ -215,7 +226,10 @@ def warp_labels(labels: Tensor, theta: Tensor) -> Tensor:
 
 
 def _batch_angle(angle: float | Tensor, batch: int, device: torch.device) -> Tensor:
-    angle = torch.as_tensor(angle, dtype=torch.float32, device=device)
+    """``(B,)`` float32 angles on ``device`` from a number or a 0-d / ``(B,)`` tensor, without a host sync."""
+    if not isinstance(angle, Tensor):
+        return torch.full((batch,), float(angle), device=device)
+    angle = angle.to(device, torch.float32, non_blocking=True)
     if angle.ndim == 0:
         return angle.expand(batch)
     if angle.shape != (batch,):
@@ -272,7 +286,7 @@ def augment(
     if not 0 < scale[0] <= scale[1]:
         raise ConfigError(f"scale: expected 0 < low <= high, got {scale}")
     batch, _, height, width = image.shape
-    u = _uniform((batch, 6), generator).to(image.device)
+    u = _uniform_on((batch, 6), generator, image.device)
     s = scale[0] + (scale[1] - scale[0]) * u[:, 3]
     shift = (2 * u[:, 4:6] - 1) * (1 - s).abs()[:, None]
     theta = affine_theta(

@@ -50,6 +50,7 @@ data_root = None   # None -> the synthetic phantom; or a folder with ACDC_datase
 seed = 0   # the phantom's seed; the figures show the runs of this seed
 results_dir = "../results"   # committed results: <results_dir>/<profile>/table<N>.jsonl and runs/
 retrain = False   # True: sweep again in a temporary folder, ignoring committed results
+sweep_missing = False   # True: train the tables that have no recorded results for this profile (hours on a CPU)
 tables = "1,2,3"   # which paper tables
 
 # %%
@@ -108,8 +109,9 @@ for key, value in describe_environment().items():
 # resumes where it stopped. Rows whose method the library does not implement are skipped and listed.
 #
 # Training the cpu profile's sweep takes hours on two CPU cores, so committed results in `results_dir` are loaded
-# when they exist. The smoke profile sweeps a minimal Table 1 (#1, #2, #4 on MyoPS+MSCMRseg, one seed) into a
-# temporary folder, and keeps no checkpoints there.
+# when they exist, and a table without recorded results is only trained when `sweep_missing = True` (or
+# `retrain = True`); otherwise the notebook says which command records it. The smoke profile sweeps a minimal
+# Table 1 (#1, #2, #4 on MyoPS+MSCMRseg, one seed) into a temporary folder, and keeps no checkpoints there.
 
 # %%
 SMOKE_SWEEP = {1: {"methods": ["#1", "#2", "#4"], "combos": ["myops+mscmr"]}}
@@ -124,6 +126,9 @@ for n in (1, 2, 3):
         results[n], out_dirs[n], sources[n] = load_results(committed), Path(results_dir), f"loaded from {committed}"
     elif profile == "smoke" and n not in SMOKE_SWEEP:
         results[n], out_dirs[n], sources[n] = empty, None, "not run (the smoke profile sweeps Table 1 only)"
+    elif profile != "smoke" and not (retrain or sweep_missing):
+        results[n], out_dirs[n] = empty, None
+        sources[n] = f"no recorded results: python -m modelmix_lite reproduce --table {n} --profile {profile}"
     else:
         options = SMOKE_SWEEP[n] if profile == "smoke" else {}
         path = run_table(n, profile, root, sweep_dir, [seed] if profile == "smoke" else None, progress=False,
