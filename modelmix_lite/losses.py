@@ -6,6 +6,12 @@ Shapes: logits and probabilities ``(B, C, H, W)``; targets int64 ``(B, H, W)`` w
 
 Every loss returns a scalar that stays in the autograd graph; a batch with no annotated pixel gives
 0 (never NaN), with zero gradient.
+
+Target values are validated (:func:`check_target_values`) unless a loss is called with ``check=False``.
+That check reads the target back to the host, a sync on a GPU, so the training step passes
+``check=False`` and validates each batch once on the CPU before moving it to the device
+(``train._prepare``). Shapes and dtypes are always checked (that needs no sync). Nothing else in these
+losses reads a device tensor back to the host.
 """
 
 from __future__ import annotations
@@ -20,8 +26,21 @@ from .errors import ConfigError, DataError
 _REDUCTIONS = ("pixel", "spatial", "flat")
 
 
-def _check_target(logits: Tensor, target: Tensor, ignore_index: int, name: str = "target") -> None:
-    """Raise :class:`DataError` unless ``target`` is int64 ``(B, H, W)`` matching ``logits`` with valid values."""
+def check_target_values(target: Tensor, n_classes: int, ignore_index: int = UNANNOTATED, name: str = "target") -> None:
+    """Raise :class:`DataError` unless every value of ``target`` is a class ``0 .. n_classes-1`` or ``ignore_index``.
+
+    Reads ``target`` on the host: call it on CPU tensors (a device tensor costs a sync).
+    """
+    bad = ((target < 0) | (target >= n_classes)) & (target != ignore_index)
+    if bad.any():
+        raise DataError(
+            f"{name}: values {target[bad].unique().tolist()} are neither a class 0..{n_classes - 1} "
+            f"nor the unannotated value {ignore_index}"
+        )
+
+
+def _check_target(logits: Tensor, target: Tensor, ignore_index: int, name: str = "target", check: bool = True) -> None:
+    """Raise :class:`DataError` unless ``target`` is int64 ``(B, H, W)`` matching ``logits``; values too if ``check``."""
     if logits.ndim != 4:
         raise DataError(f"logits: expected (B, C, H, W), got {tuple(logits.shape)}")
     if target.dtype != torch.long or target.shape != (logits.shape[0], *logits.shape[2:]):
@@ -29,12 +48,8 @@ def _check_target(logits: Tensor, target: Tensor, ignore_index: int, name: str =
             f"{name}: expected int64 (B, H, W) = {(logits.shape[0], *logits.shape[2:])}, "
             f"got {target.dtype} {tuple(target.shape)}"
         )
-    bad = ((target < 0) | (target >= logits.shape[1])) & (target != ignore_index)
-    if bad.any():
-        raise DataError(
-            f"{name}: values {target[bad].unique().tolist()} are neither a class 0..{logits.shape[1] - 1} "
-            f"nor the unannotated value {ignore_index}"
-        )
+    if check:
+        check_target_values(target, logits.shape[1], ignore_index, name)
 
 
 def _one_hot(target: Tensor, n_classes: int, ignore_index: int) -> Tensor:
@@ -44,14 +59,14 @@ def _one_hot(target: Tensor, n_classes: int, ignore_index: int) -> Tensor:
     return y * annotated[:, None]
 
 
-def _zero(like: Tensor) -> Tensor:
-    """A scalar 0 that keeps ``like``'s graph (gradient 0, not None)."""
-    return (like * 0).sum()
+def partial_cross_entropy(
+    logits: Tensor, target: Tensor, ignore_index: int = UNANNOTATED, check: bool = True
+) -> Tensor:
+    """Partial cross-entropy (pCE), the first term of Eq. 8: mean ``−log f(x)_y`` over annotated pixels.
 
-
-def partial_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = UNANNOTATED) -> Tensor:
-    """Partial cross-entropy (pCE), the first term of Eq. 8: mean ``−log f(x)_y`` over annotated pixels."""
-    _check_target(logits, target, ignore_index)
+    ``check=False`` skips the (syncing) target value check; the caller has validated the values.
+    """
+    _check_target(logits, target, ignore_index, check=check)
     total = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="sum")
     return total / (target != ignore_index).sum().clamp(min=1)
 
@@ -63,6 +78,7 @@ def dice_loss(
     average: str = "present",
     eps: float = 1e-6,
     ignore_index: int = UNANNOTATED,
+    check: bool = True,
 ) -> Tensor:
     """Soft Dice loss ``1 − 2Σ p·y / (Σp + Σy)``, the second term of Eq. 8.
 
@@ -77,17 +93,17 @@ def dice_loss(
         average: ``"present"`` — one Dice per class, averaged over the classes that occur in the
             annotated target (a class with no scribble in the batch has no Dice and is skipped).
             ``"pooled"`` — one ratio with the sums taken over classes too (the released ``multiDice``).
+        check: validate the target values (a host sync); ``False`` when the caller has.
     Returns:
-        scalar; 0 when no pixel is annotated.
+        scalar; 0 when no pixel is annotated. Computed as a masked mean over the present classes, so
+        nothing is read back to the host.
     """
-    _check_target(logits, target, ignore_index)
+    _check_target(logits, target, ignore_index, check=check)
     if on not in ("annotated", "all"):
         raise ConfigError(f"on: expected 'annotated' or 'all', got {on!r}")
     if average not in ("present", "pooled"):
         raise ConfigError(f"average: expected 'present' or 'pooled', got {average!r}")
     annotated = target != ignore_index
-    if not annotated.any():
-        return _zero(logits)
     p = logits.softmax(dim=1)
     if on == "annotated":
         p = p * annotated[:, None]
@@ -95,7 +111,8 @@ def dice_loss(
     dims = (0, 2, 3) if average == "present" else (0, 1, 2, 3)
     inter, sum_p, sum_y = (p * y).sum(dims), p.sum(dims), y.sum(dims)
     dice = 2 * inter / (sum_p + sum_y + eps)
-    return 1 - dice[sum_y > 0].mean()
+    present = (sum_y > 0).to(dice.dtype)  # all 0 when nothing is annotated: the loss is then 0
+    return ((1 - dice) * present).sum() / present.sum().clamp_min(1)
 
 
 def supervised_loss(
@@ -104,10 +121,12 @@ def supervised_loss(
     dice_on: str = "annotated",
     dice_average: str = "present",
     ignore_index: int = UNANNOTATED,
+    check: bool = True,
 ) -> Tensor:
     """Eq. 8: ``L_sup(y, f(x)) = pCE + Dice`` on the scribbled pixels (see :func:`dice_loss` for the options)."""
-    return partial_cross_entropy(logits, target, ignore_index) + dice_loss(
-        logits, target, on=dice_on, average=dice_average, ignore_index=ignore_index
+    _check_target(logits, target, ignore_index, check=check)  # once, not in both terms
+    return partial_cross_entropy(logits, target, ignore_index, check=False) + dice_loss(
+        logits, target, on=dice_on, average=dice_average, ignore_index=ignore_index, check=False
     )
 
 
@@ -176,15 +195,16 @@ def vicinal_sup_loss(
     dice_on: str = "annotated",
     target_virtual: Tensor | None = None,
     dice_average: str = "present",
+    check: bool = True,
 ) -> Tensor:
     """Eq. 7, one ``(i, j)`` term: ``L_sup(y, f̃_ij(x)) + L_sup(y, f_i(x))``.
 
     ``target_virtual`` is the virtual model's target when it saw a different view of ``x`` (the
-    released code rotates it); it defaults to ``target``.
+    released code rotates it); it defaults to ``target``. ``check``: as in :func:`supervised_loss`.
     """
     target_virtual = target if target_virtual is None else target_virtual
-    return supervised_loss(logits_virtual, target_virtual, dice_on, dice_average) + supervised_loss(
-        logits_host, target, dice_on, dice_average
+    return supervised_loss(logits_virtual, target_virtual, dice_on, dice_average, check=check) + supervised_loss(
+        logits_host, target, dice_on, dice_average, check=check
     )
 
 
@@ -206,7 +226,12 @@ def total_loss(terms: dict[str, Tensor], weights: dict[str, float] | None = None
 
 
 def mixup_cross_entropy(
-    logits_mix: Tensor, target1: Tensor, target2: Tensor, alpha: float | Tensor, ignore_index: int = UNANNOTATED
+    logits_mix: Tensor,
+    target1: Tensor,
+    target2: Tensor,
+    alpha: float | Tensor,
+    ignore_index: int = UNANNOTATED,
+    check: bool = True,
 ) -> Tensor:
     """Soft-label cross-entropy of a mixup batch against ``ỹ = α y1 + (1 − α) y2`` (released code; Mixup baseline).
 
@@ -218,9 +243,10 @@ def mixup_cross_entropy(
         logits_mix: ``(B, C, H, W)`` on the mixed image ``α x1 + (1 − α) x2``.
         target1, target2: ``(B, H, W)``.
         alpha: float or ``(B, 1, 1, 1)``.
+        check: validate the target values (a host sync); ``False`` when the caller has.
     """
-    _check_target(logits_mix, target1, ignore_index, "target1")
-    _check_target(logits_mix, target2, ignore_index, "target2")
+    _check_target(logits_mix, target1, ignore_index, "target1", check)
+    _check_target(logits_mix, target2, ignore_index, "target2", check)
     n_classes = logits_mix.shape[1]
     y = alpha * _one_hot(target1, n_classes, ignore_index) + (1 - alpha) * _one_hot(target2, n_classes, ignore_index)
     return -(y * logits_mix.log_softmax(dim=1)).sum() / y.sum().clamp(min=1e-12)

@@ -4,9 +4,9 @@ Everything works on batches of network tensors on any device: images ``(B, C, H,
 labels ``(B, H, W)`` int64 with :data:`~modelmix_lite.data.tasks.UNANNOTATED` for unannotated pixels.
 Geometric warps are one affine per sample applied with ``F.affine_grid``/``F.grid_sample``.
 
-No function reads a device tensor back to the host: random draws are made on the generator's device
-(a seeded CPU generator in training) and copied to the data's device with ``non_blocking=True``, so a
-training step on a GPU never waits for it.
+Random draws are made on the generator's device (a seeded CPU generator in training) and copied to the
+data's device with ``non_blocking=True``; nothing is read back from the data's device, so a training
+step on a GPU never waits for these functions.
 
 Pixels that a perturbation hides or that come from outside the image become ``UNANNOTATED`` in the
 labels, not background: the anatomy may be there, we only cannot see it.

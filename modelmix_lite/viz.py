@@ -7,8 +7,10 @@ slices taken along Z. A 2-D slice ``(X, Y)`` is drawn with X to the right and Y 
 
 from __future__ import annotations
 
+import copy
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -17,13 +19,23 @@ import pandas as pd
 import seaborn as sns
 from matplotlib import MatplotlibDeprecationWarning
 from matplotlib.axes import Axes
-from matplotlib.colors import to_rgba
+import torch
+import torch.nn.functional as F
+from matplotlib.colors import LogNorm, to_rgba
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
+from scipy.stats import beta as beta_distribution
+from torch import Tensor, nn
 
+from .data.readers import load_split
 from .data.scribbles import scribble_coverage
+from .data.slices import SliceDataset, few_scribble_split
 from .data.tasks import UNANNOTATED, TaskSpec, get_task
 from .errors import ConfigError, DataError
+from .losses import cosine_loss
+from .mixing import DRIFT_POINTS, MixableLayer, virtual_forward
+from .models import TaskModelSet, UNet, as_model_input
+from .perturb import apply_cutout
 
 CLASS_COLORS: dict[str, str] = {
     "background": "#00bcd4",
@@ -366,16 +378,7 @@ def slice_viewer(case: Any) -> Any:
     return widgets.VBox([widgets.HBox(boxes[:2]), widgets.HBox(boxes[2:]), output])
 
 
-# --- perturbation and mixup (notebook 02) ---
-# Imports of this section (kept here by the append-only rule; hoist them into the import block above).
-from matplotlib.patches import Rectangle
-from scipy.stats import beta as beta_distribution
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-
-from .perturb import apply_cutout
-
+# --- perturbation and mixup ---
 PADDING_COLOR = "#ff6d00"
 """Fill of the pixels a geometric warp brings in from outside the image (unannotated padding)."""
 
@@ -762,19 +765,7 @@ def plot_dropout_variance(image: Tensor, samples: Mapping[str, Tensor], task: st
     return fig
 
 
-# --- vicinal losses (notebook 04) ---
-
-from collections.abc import Callable
-from pathlib import Path
-
-import torch
-from matplotlib.colors import LogNorm
-
-from .data.readers import load_split
-from .data.slices import SliceDataset, few_scribble_split
-from .losses import cosine_loss
-from .models import TaskModelSet, as_model_input
-
+# --- vicinal losses ---
 MODEL_PARTS: tuple[str, ...] = ("encoder", "decoder", "head")
 """Parameter groups of a task model in :func:`gradient_norms_by_group`: ``e_i``, and ``h_i`` split into the
 U-Net decoder and the 1×1 head (the released code trains only the head through the virtual model)."""
@@ -1087,18 +1078,7 @@ def plot_loss_terms(log: str | Path | pd.DataFrame) -> Figure:
     return fig
 
 
-# --- parameter interpolation (notebook 03) ---
-# Imports of this section (kept here by the append-only rule; hoist them into the import block above).
-import copy
-from collections.abc import Callable
-
-import torch
-from matplotlib.colors import LogNorm
-from torch import Tensor
-
-from .mixing import DRIFT_POINTS, MixableLayer, virtual_forward
-from .models import UNet
-
+# --- parameter interpolation ---
 FEATURE_POINTS: tuple[str, ...] = ("layer", "block")
 """Where :func:`mixed_feature_maps` reads the encoders: the mixed layer's output and the end of its block."""
 
@@ -1319,8 +1299,7 @@ def plot_drift_heatmap(frame: pd.DataFrame) -> Figure:
     return fig
 
 
-# --- training and evaluation (notebook 05) ---
-
+# --- training and evaluation ---
 QUALITATIVE_SEQUENCES: tuple[str, ...] = ("DE", "LGE")
 """:func:`plot_qualitative` shows the first of these a task has (LGE, as the paper's Figs. 2–3), else its first."""
 
@@ -1471,7 +1450,7 @@ def plot_qualitative(
     return fig
 
 
-# --- paper comparisons (notebook 06) ---
+# --- paper comparisons ---
 
 
 def plot_dice_by_method(rows: pd.DataFrame) -> Figure:
