@@ -83,7 +83,7 @@ from modelmix_lite.mixing import (
     virtual_parameters,
 )
 from modelmix_lite.models import TaskModelSet, as_model_input
-from modelmix_lite.tutorial import resolve_data_root, resolve_profile
+from modelmix_lite.tutorial import glue, resolve_data_root, resolve_profile
 from modelmix_lite.viz import (
     gradient_norms_by_group,
     lambda_slider,
@@ -95,13 +95,6 @@ from modelmix_lite.viz import (
     plot_gradient_flow,
     plot_lambda_sweep,
 )
-
-try:
-    from myst_nb import glue
-except ImportError:  # outside the book: print the value instead of storing it
-
-    def glue(name: str, value: object, display: bool = True) -> None:
-        print(f"{name} = {value}")
 
 
 profile = resolve_profile(profile)

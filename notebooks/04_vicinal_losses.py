@@ -77,7 +77,7 @@ from modelmix_lite.mixing import mixable_layers, virtual_forward
 from modelmix_lite.models import TaskModelSet
 from modelmix_lite.perturb import apply_cutout, cutout_mask, mixup, partner_index, rotate
 from modelmix_lite.train import ModelMixObjective, PROFILES, load_checkpoint, resolve_config, task_pairs, train
-from modelmix_lite.tutorial import resolve_data_root, resolve_profile
+from modelmix_lite.tutorial import glue, resolve_data_root, resolve_profile
 from modelmix_lite.viz import (
     cosine_examples,
     cosine_reduction_frame,
@@ -90,13 +90,6 @@ from modelmix_lite.viz import (
     plot_gradient_maps,
     plot_loss_terms,
 )
-
-try:
-    from myst_nb import glue
-except ImportError:  # outside the book: print the value instead of storing it
-
-    def glue(name: str, value: object, display: bool = True) -> None:
-        print(f"{name} = {value}")
 
 
 profile = resolve_profile(profile)
