@@ -215,8 +215,9 @@ def load_run_models(
         raise ConfigError(f"{path}: checkpoint not found (is {run} a finished run?)")
     config = record["config"]
     dropout = None if config["core"]["dropout"] == "none" else config["core"]["dropout"]
-    models = TaskModelSet(record["tasks"], config["base"], dropout, config["norm"],
-                          shared_encoder=get_method(record["method"]).shared_encoder, generator=torch.Generator())
+    method = get_method(record["method"])
+    models = TaskModelSet(record["tasks"], config["base"], dropout, config["norm"], shared_encoder=method.shared_encoder,
+                          aux_decoder=method.aux_decoder, generator=torch.Generator())
     state = torch.load(path, map_location="cpu", weights_only=True)
     if "model" not in state:
         raise DataError(f"{path}: no 'model' state in this checkpoint")

@@ -117,6 +117,16 @@ CORE_PRESETS: dict[str, CoreConfig] = {
 """``paper``: what §2-3 describe; ``released_code``: what BWGZK/ModelMix@f0f7d4e does (notes §2-4)."""
 
 
+BASELINES: tuple[str, ...] = ("mixup", "cutout", "wsl4", "cyclemix", "nnpu", "cvir", "shapepu")
+"""The comparison methods of paper §3.3 whose objective is :func:`modelmix_lite.baselines.baseline_terms`."""
+
+_UNSUPERVISED_BASELINES = ("wsl4", "cyclemix", "nnpu", "cvir", "shapepu")
+"""Baselines with a term on unannotated pixels (pseudo labels, consistency, PU risk): they see unlabeled slices."""
+
+PU_BASELINES: tuple[str, ...] = ("nnpu", "cvir", "shapepu")
+"""Baselines given the class ratio of each task as extra information (paper §3.3)."""
+
+
 @dataclass(frozen=True)
 class MethodConfig:
     """Which loss terms a method trains with.
@@ -133,6 +143,8 @@ class MethodConfig:
         target: what a training slice is supervised with: ``"scribble"`` (5 scribbled subjects, the rest
             unlabeled) or ``"label"`` (full ground truth on every training subject).
         min_tasks: fewest tasks the method makes sense with.
+        baseline: a name of :data:`BASELINES`: the task models train with that comparison method's terms
+            (:mod:`modelmix_lite.baselines`) instead of the ModelMix terms above; ``""``: none.
     """
 
     name: str
@@ -144,11 +156,33 @@ class MethodConfig:
     shared_encoder: bool = False
     target: str = "scribble"
     min_tasks: int = 1
+    baseline: str = ""
+
+    def __post_init__(self) -> None:
+        _check_choice("baseline", self.baseline, ("", *BASELINES))
 
     @property
     def uses_unlabeled(self) -> bool:
-        """Whether unlabeled slices contribute (only the unsupervised terms L_inv and L_vicinal-reg use them)."""
-        return self.target == "scribble" and (self.inv or self.vicinal_reg)
+        """Whether unlabeled slices contribute (only unsupervised terms use them: L_inv, L_vicinal-reg, and the
+        pseudo-label, consistency and PU terms of some baselines)."""
+        return self.target == "scribble" and (
+            self.inv or self.vicinal_reg or self.baseline in _UNSUPERVISED_BASELINES
+        )
+
+    @property
+    def mixes_images(self) -> bool:
+        """Whether slices are mixed with an intra-batch partner (needs >= 2 slices per batch)."""
+        return self.inv or self.baseline in ("mixup", "cyclemix")
+
+    @property
+    def aux_decoder(self) -> bool:
+        """Whether each task model has DMPLS's auxiliary decoder (the WSL4 baseline)."""
+        return self.baseline == "wsl4"
+
+    @property
+    def needs_prior(self) -> bool:
+        """Whether the method is given each task's class ratio (the PU baselines)."""
+        return self.baseline in PU_BASELINES
 
     @property
     def mixes_models(self) -> bool:
@@ -179,6 +213,18 @@ METHODS: dict[str, MethodConfig] = _register(
     MethodConfig("#5", "Table 1 #5: shared encoder, L_pce + L_inv", inv=True, shared_encoder=True, min_tasks=2),
     MethodConfig("fullsup", "every training pixel labelled: L_sup (Eq. 8) on ground truth (Table 2 'FullSup')",
                  dice=True, target="label"),
+    MethodConfig("mixup", "Mixup [21]: pCE + soft-label CE on intra-batch mixed slices (Table 2)", baseline="mixup"),
+    MethodConfig("cutout", "Cutout [5]: pCE on cut-out slices, cut pixels unannotated (Table 2)", baseline="cutout"),
+    MethodConfig("wsl4", "WSL4 = DMPLS [15]: dual-branch UNet, pCE + mixed pseudo-label Dice (Table 2)",
+                 baseline="wsl4"),
+    MethodConfig("cyclemix", "CycleMix [22], simplified: pCE + box-mix supervision + unmix consistency (Table 2)",
+                 baseline="cyclemix"),
+    MethodConfig("nnpu", "nnPU [12]: pCE + one-vs-rest non-negative PU risk, class ratio given (Table 3)",
+                 baseline="nnpu"),
+    MethodConfig("cvir", "CVIR [7]: pCE + PU loss ignoring the top-prior unlabeled, class ratio given (Table 3)",
+                 baseline="cvir"),
+    MethodConfig("shapepu", "ShapePU [23], simplified: pCE + PU marginal loss + cutout shape consistency (Table 2)",
+                 baseline="shapepu"),
 )
 METHODS["modelmix"] = METHODS["#4"]
 

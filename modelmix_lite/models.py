@@ -10,6 +10,9 @@ Architecture (as the released ``models/`` code, with ``base`` = 64 there)::
 The paper writes the model of task ``t_i`` as ``f_i = h_i(e_i(x))``: ``UNet.encoder`` is ``e_i``
 (only the five blocks, so its parameters are exactly the ModelMix candidates) and
 ``UNet.decoder`` + ``UNet.head`` is ``h_i``.
+
+The WSL4 baseline (DMPLS, Luo et al. 2022) adds an auxiliary decoder + head (``aux_decoder=True``) that
+reads the encoder features through dropout; ``forward`` always returns the main branch.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ RELEASED_DROPOUT: tuple[float, ...] = tuple(p / 3 for p in (0.05, 0.1, 0.2, 0.3,
 
 PAPER_DROPOUT: float = 0.5
 """Paper §3.1: "a dropout layer (with a ratio of 0.5) was incorporated before each convolutional block"."""
+
+AUX_DROPOUT: float = 0.5
+"""Dropout of every encoder feature on its way into the auxiliary decoder (DMPLS / WSL4MIS ``UNet_CCT``)."""
 
 DropoutOption = str | float | None
 
@@ -149,6 +155,8 @@ class UNet(nn.Module):
             the paper placement with ratio ``p``; ``None`` or ``0``: no dropout. The decoder has none.
         norm: ``"batch"`` or ``"none"`` (no normalisation: a whole block is then conv/ReLU only).
         generator: RNG of the weight init (``None``: the global RNG).
+        aux_decoder: also build ``aux_decoder`` + ``aux_head`` (:meth:`decode_aux`), initialised after
+            the main network, so the main branch's init does not change.
 
     Raises:
         ConfigError: on an unknown ``dropout`` or ``norm``.
@@ -162,12 +170,16 @@ class UNet(nn.Module):
         dropout: DropoutOption = "paper",
         norm: str = "batch",
         generator: torch.Generator | None = None,
+        aux_decoder: bool = False,
     ):
         super().__init__()
         self.in_channels = in_channels
         self.encoder = Encoder(in_channels, base, norm, dropout)
         self.decoder = Decoder(base, norm)
         self.head = _conv(base, n_classes, 1)
+        if aux_decoder:
+            self.aux_decoder = Decoder(base, norm)
+            self.aux_head = _conv(base, n_classes, 1)
         init_weights(self, generator)
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -189,6 +201,16 @@ class UNet(nn.Module):
     def decode(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Encoder features -> logits ``(B, n_classes, H, W)``."""
         return self.head(self.decoder(features))
+
+    def decode_aux(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Auxiliary branch: logits ``(B, n_classes, H, W)`` from the features after Dropout(:data:`AUX_DROPOUT`).
+
+        The dropout is active in train mode only. Raises :class:`ConfigError` without ``aux_decoder``.
+        """
+        if not hasattr(self, "aux_decoder"):
+            raise ConfigError("aux_decoder: this UNet was built without an auxiliary decoder")
+        dropped = [F.dropout(f, AUX_DROPOUT, self.training) for f in features]
+        return self.aux_head(self.aux_decoder(dropped))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
@@ -228,6 +250,8 @@ class TaskModelSet(nn.Module):
         shared_encoder: one encoder object used by every task (Table 1, #5 "Share Enc"); its
             parameters appear once in ``.parameters()``. Decoders and heads stay separate.
         generator: RNG of the weight init (``None``: the global RNG).
+        aux_decoder: give every UNet an auxiliary decoder (the WSL4 baseline); with ``identical_init``
+            it is copied from the first model like the main decoder.
 
     Raises:
         ConfigError: on an empty, duplicated or unknown task list.
@@ -242,6 +266,7 @@ class TaskModelSet(nn.Module):
         identical_init: bool = True,
         shared_encoder: bool = False,
         generator: torch.Generator | None = None,
+        aux_decoder: bool = False,
     ):
         super().__init__()
         tasks = [t.lower() for t in tasks]
@@ -249,13 +274,15 @@ class TaskModelSet(nn.Module):
             raise ConfigError(f"tasks: expected distinct task names, got {tasks}")
         specs = [get_task(t) for t in tasks]
         self.models = nn.ModuleDict(
-            {s.name: UNet(3, s.n_classes, base, dropout, norm, generator) for s in specs}
+            {s.name: UNet(3, s.n_classes, base, dropout, norm, generator, aux_decoder) for s in specs}
         )
         first = self.models[tasks[0]]
         for model in list(self.models.values())[1:]:
             if identical_init:
                 model.encoder.load_state_dict(first.encoder.state_dict())
                 model.decoder.load_state_dict(first.decoder.state_dict())
+                if aux_decoder:
+                    model.aux_decoder.load_state_dict(first.aux_decoder.state_dict())
             if shared_encoder:
                 model.encoder = first.encoder
 
