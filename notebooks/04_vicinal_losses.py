@@ -50,7 +50,7 @@ if "google.colab" in sys.modules:  # Colab: install the library; Colab's torch a
 profile = os.environ.get("MODELMIX_PROFILE", "cpu")  # smoke | cpu | gpu | paper
 data_root = None  # None: the synthetic phantom (generated on first use); or a folder with the real datasets
 seed = 0
-steps = None  # optimizer steps of the ModelMix run; None: the profile's default (smoke 6, cpu 300)
+steps = None  # optimizer steps of the ModelMix run; None: the profile's default, at most 200
 
 # %%
 import tempfile
@@ -93,7 +93,7 @@ from modelmix_lite.viz import (
 
 
 profile = resolve_profile(profile)
-steps = steps or PROFILES[profile].steps
+steps = steps or min(PROFILES[profile].steps, 200)  # enough to see every term's trend
 root = resolve_data_root(data_root, profile, seed)
 tasks = ["myops", "mscmr"]
 print(f"profile: {profile}, data root: {root}, steps: {steps}")
