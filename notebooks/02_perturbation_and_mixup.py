@@ -276,10 +276,10 @@ pd.Series(inv, name="L_inv of the batch").to_frame()
 # confident; then a prediction that does not follow the mix costs much more.
 #
 # *Which* vectors the cosine compares is a choice the paper leaves open (the `reduce` argument of
-# `modelmix_lite.losses.cosine_loss`): `"pixel"` compares the class vector of each pixel (the map above);
-# `"spatial"` compares each class's whole $H \times W$ map, as the released ACDC/MSCMR code does (and the
-# library's presets, `CoreConfig.cos_reduce`); `"flat"` compares the whole $C \cdot H \cdot W$ map per sample,
-# as the released MyoPS code does. The table gives all three for the same batch.
+# `modelmix_lite.losses.cosine_loss`): `"pixel"` compares the class vector of each pixel (the map above; the
+# `paper` preset's `CoreConfig.cos_reduce`, argued for in notebook 04); `"spatial"` compares each class's whole
+# $H \times W$ map, as the released ACDC/MSCMR code does (the `released_code` preset); `"flat"` compares the whole
+# $C \cdot H \cdot W$ map per sample, as the released MyoPS code does. The table gives all three for the same batch.
 #
 # Two cautions. A constant prediction satisfies Eq. 1 perfectly, so $\mathcal L_{\text{inv}}$ is only useful
 # next to the scribble loss, which stops the network from predicting the same thing everywhere. And the

@@ -195,8 +195,8 @@ plt.show()
 # %%
 rows = pd.concat([evaluate_run(run, root, eval_split, device=device, progress=False).assign(method=label)
                   for label, run in runs.items()], ignore_index=True)
-setting = f"the `{profile}` profile ({length}, batch {config.batch_size} per task, {config.size}×{config.size}, " \
-          f"UNet base {config.base})"
+budget = f"{length}, batch {config.batch_size} per task, {config.size}×{config.size}, UNet base {config.base}"
+setting = f"the `{profile}` profile ({budget})"
 if profile == "smoke":
     caveat = f"**These numbers mean nothing.** They come from {setting}, run only to check that every cell works. " \
              "Run the notebook with the `cpu` profile, or on a GPU, for numbers that say something."
@@ -207,6 +207,7 @@ else:
     caveat = f"These numbers come from {setting} on the data in `{root}`. The paper trains for 1000 epochs with a " \
              "base-64 UNet (the `paper` profile)."
 tutorial.glue("caveat", Markdown(caveat))
+tutorial.glue("run_setting", f"the {profile} profile ({budget}) on {'the synthetic phantom' if on_phantom else root}")
 print(f"{eval_split} split, Dice:")
 paper_table(rows, "dice")
 
