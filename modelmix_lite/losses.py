@@ -40,7 +40,7 @@ def check_target_values(target: Tensor, n_classes: int, ignore_index: int = UNAN
 
 
 def _check_target(logits: Tensor, target: Tensor, ignore_index: int, name: str = "target", check: bool = True) -> None:
-    """Raise :class:`DataError` unless ``target`` is int64 ``(B, H, W)`` matching ``logits``; values too if ``check``."""
+    """Raise :class:`DataError` unless ``target`` is int64 ``(B, H, W)`` matching ``logits`` (values: if ``check``)."""
     if logits.ndim != 4:
         raise DataError(f"logits: expected (B, C, H, W), got {tuple(logits.shape)}")
     if target.dtype != torch.long or target.shape != (logits.shape[0], *logits.shape[2:]):

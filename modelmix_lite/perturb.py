@@ -5,8 +5,8 @@ labels ``(B, H, W)`` int64 with :data:`~modelmix_lite.data.tasks.UNANNOTATED` fo
 Geometric warps are one affine per sample applied with ``F.affine_grid``/``F.grid_sample``.
 
 Random draws are made on the generator's device (a seeded CPU generator in training) and copied to the
-data's device with ``non_blocking=True``; nothing is read back from the data's device, so a training
-step on a GPU never waits for these functions.
+data's device by :func:`to_device`; nothing is read back from the data's device, so a training step on
+a GPU never waits for these functions.
 
 Pixels that a perturbation hides or that come from outside the image become ``UNANNOTATED`` in the
 labels, not background: the anatomy may be there, we only cannot see it.
@@ -32,9 +32,21 @@ def _uniform(shape: tuple[int, ...], generator: torch.Generator | None) -> Tenso
     return torch.rand(shape, generator=generator, device=device)
 
 
+def to_device(x: Tensor, device: torch.device | str | None) -> Tensor:
+    """``x`` on ``device`` (None: where it is) without a host sync.
+
+    A CPU tensor bound for CUDA is pinned first and copied with ``non_blocking=True``: from pageable
+    memory the driver may wait for the stream, from pinned memory it never does.
+    """
+    device = x.device if device is None else torch.device(device)
+    if x.device.type == "cpu" and device.type == "cuda":
+        x = x.pin_memory()
+    return x.to(device, non_blocking=True)
+
+
 def _uniform_on(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str | None) -> Tensor:
-    """:func:`_uniform` draws copied to ``device`` (None: stay) without a host sync (``non_blocking``)."""
-    return _uniform(shape, generator).to(device, non_blocking=True)
+    """:func:`_uniform` draws moved to ``device`` by :func:`to_device`."""
+    return to_device(_uniform(shape, generator), device)
 
 
 def _check_image(image: Tensor, name: str = "image") -> None:
@@ -167,7 +179,7 @@ def mixup(
     _check_image(x1, "x1")
     if x2.shape != x1.shape:
         raise DataError(f"x2: shape {tuple(x2.shape)} does not match x1 {tuple(x1.shape)}")
-    lam = sample_beta(alpha, x1.shape[0], generator).to(x1.device, x1.dtype, non_blocking=True).view(-1, 1, 1, 1)
+    lam = to_device(sample_beta(alpha, x1.shape[0], generator), x1.device).to(x1.dtype).view(-1, 1, 1, 1)
     return lam * x1 + (1 - lam) * x2, lam
 
 
@@ -229,7 +241,7 @@ def _batch_angle(angle: float | Tensor, batch: int, device: torch.device) -> Ten
     """``(B,)`` float32 angles on ``device`` from a number or a 0-d / ``(B,)`` tensor, without a host sync."""
     if not isinstance(angle, Tensor):
         return torch.full((batch,), float(angle), device=device)
-    angle = angle.to(device, torch.float32, non_blocking=True)
+    angle = to_device(angle, device).float()
     if angle.ndim == 0:
         return angle.expand(batch)
     if angle.shape != (batch,):

@@ -34,13 +34,16 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
+from .baselines import baseline_terms, class_prior
+from .data.layout import list_cases
 from .data.phantom import generate_phantom
 from .data.readers import load_split
-from .data.slices import SliceDataset, few_scribble_split
+from .data.slices import SliceDataset, cached_slice_dataset, few_scribble_split
 from .data.tasks import TASKS
 from .errors import ConfigError
 from .evaluate import evaluate_cases
 from .losses import (
+    check_target_values,
     invariance_loss,
     mixup_cross_entropy,
     partial_cross_entropy,
@@ -52,7 +55,7 @@ from .losses import (
 from .methods import CORE_PRESETS, METHODS, CoreConfig, MethodConfig, check_method_tasks, get_core, get_method
 from .mixing import mixable_layers, random_layer, sample_lambda, virtual_forward
 from .models import TaskModelSet, as_model_input
-from .perturb import apply_cutout, augment, cutout_mask, mixup, partner_index, rotate, rotate_labels
+from .perturb import apply_cutout, augment, cutout_mask, mixup, partner_index, rotate, rotate_labels, to_device
 
 DEFAULT_DATA = Path("data/phantom")
 """``--data`` default: the default phantom, generated there on first use."""
@@ -239,9 +242,15 @@ class ModelMixObjective(nn.Module):
       ``λ ~ Beta``, Eq. 5; on a rotated batch if ``core.rotate_virtual``), then
       ``vsup`` Eq. 7 on the scribbled rows and ``vreg`` Eq. 6 on all rows, summed over ``j``.
 
+    A method with a ``baseline`` (Tables 2-3) has none of these: its terms per task are
+    :func:`~modelmix_lite.baselines.baseline_terms` (eager: ``compile`` does not apply to them).
+
     ``forward`` returns ``(loss, terms)``, ``terms`` keyed ``"{term}/{task}"`` with a fixed key set,
-    ``loss = total_loss(terms)``. All random draws come from :attr:`generator` (a CPU generator: no
-    host-device syncs); nothing is read back to the host.
+    ``loss = total_loss(terms)``. All random draws come from :attr:`generator` (a CPU generator) and
+    are copied to the device by :func:`~modelmix_lite.perturb.to_device` (pinned, ``non_blocking``);
+    nothing is read back to the host, so a step never waits for the GPU. The targets' values are not
+    checked here (the losses run with ``check=False``): :meth:`TaskData.next_batch` checks each batch
+    on the CPU before it is moved.
 
     Args:
         models: the task models (``TaskModelSet``).
@@ -249,10 +258,14 @@ class ModelMixObjective(nn.Module):
         seed: seed of :attr:`generator`.
         compile: run the task models' plain passes (host and mixup) through ``torch.compile``; the
             virtual model (``functional_call`` with swapped tensors) stays eager, so it never recompiles.
+        priors: task -> ``(C,)`` class ratio (:func:`~modelmix_lite.baselines.class_prior`), required by the
+            PU baselines; kept as non-persistent buffers ``prior_<task>`` (they move with the module and
+            stay out of checkpoints).
     """
 
     def __init__(
-        self, models: TaskModelSet, method: MethodConfig, core: CoreConfig, seed: int = 0, compile: bool = False
+        self, models: TaskModelSet, method: MethodConfig, core: CoreConfig, seed: int = 0, compile: bool = False,
+        priors: Mapping[str, Tensor] | None = None,
     ):
         super().__init__()
         self.models = models
@@ -265,11 +278,15 @@ class ModelMixObjective(nn.Module):
         self.layers = {
             task: mixable_layers(model, include_bn=core.mix_bn) for task, model in models.models.items()
         }
+        for task in models.tasks if method.needs_prior else ():
+            if priors is None or task not in priors:
+                raise ConfigError(f"--method {method.name}: needs the class ratio of task {task!r} (priors)")
+            self.register_buffer(f"prior_{task}", torch.as_tensor(priors[task]), persistent=False)
 
     def _sup(self, logits: Tensor, target: Tensor) -> Tensor:
         if self.method.dice:
-            return supervised_loss(logits, target, self.core.dice_on, self.core.dice_average)
-        return partial_cross_entropy(logits, target)
+            return supervised_loss(logits, target, self.core.dice_on, self.core.dice_average, check=False)
+        return partial_cross_entropy(logits, target, check=False)
 
     def _cutout(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         size = max(1, round(self.core.cutout_size * x.shape[-1]))
@@ -277,12 +294,12 @@ class ModelMixObjective(nn.Module):
         return apply_cutout(x, mask, y, self.core.cutout_label_fill)
 
     def _invariance(self, task: str, x: Tensor, y: Tensor, probs: Tensor) -> dict[str, Tensor]:
-        partner = partner_index(x.shape[0], self.generator, self.core.mixup_partner).to(x.device)
+        partner = to_device(partner_index(x.shape[0], self.generator, self.core.mixup_partner), x.device)
         x_mix, lam = mixup(x, x[partner], self.core.mixup_alpha, self.generator)
         logits_mix = self.forward_fns[task](x_mix)
         terms = {"inv": invariance_loss(logits_mix.softmax(1), probs, probs[partner], lam, self.core.cos_reduce)}
         if self.core.mixup_ce:
-            terms["mixce"] = mixup_cross_entropy(logits_mix, y, y[partner], lam)
+            terms["mixce"] = mixup_cross_entropy(logits_mix, y, y[partner], lam, check=False)
         return terms
 
     def _vicinal(self, i: str, j: str, x: Tensor, y: Tensor, n: int, logits: Tensor) -> dict[str, Tensor]:
@@ -291,7 +308,7 @@ class ModelMixObjective(nn.Module):
         lam = sample_lambda(self.core.lambda_alpha, x.device, self.generator)
         mask = y_v = None
         if self.core.rotate_virtual:
-            angle = torch.rand((), generator=self.generator) * 360
+            angle = to_device(torch.rand((), generator=self.generator) * 360, x.device)
             x, y_v = rotate(x, angle, "nearest"), rotate_labels(y, angle)
             mask = _rotation_mask(x.shape, angle, x.device)
         models = self.models.models
@@ -300,7 +317,7 @@ class ModelMixObjective(nn.Module):
         if self.method.vicinal_sup:
             target_v = None if y_v is None else y_v[:n]
             terms["vsup"] = vicinal_sup_loss(
-                logits_v[:n], logits[:n], y[:n], self.core.dice_on, target_v, self.core.dice_average
+                logits_v[:n], logits[:n], y[:n], self.core.dice_on, target_v, self.core.dice_average, check=False
             )
         if self.method.vicinal_reg:
             probs_v = logits_v.softmax(1)
@@ -322,6 +339,13 @@ class ModelMixObjective(nn.Module):
         host: dict[str, tuple[Tensor, Tensor, int, Tensor]] = {}
         for task in self.models.tasks:
             x, y, n = batches[task]["image"], batches[task]["target"], batches[task]["n_scribbled"]
+            if self.method.baseline:
+                prior = getattr(self, f"prior_{task}", None)
+                model = self.models.models[task]
+                for name, value in baseline_terms(self.method.baseline, model, x, y, self.generator, self.core,
+                                                  prior).items():
+                    terms[f"{name}/{task}"] = value
+                continue
             if self.method.inv:
                 x, y = self._cutout(x, y)
             logits = self.forward_fns[task](x)
@@ -392,37 +416,47 @@ class InfiniteSampler:
 
 @dataclass
 class TaskData:
-    """One task's training slices, its samplers (scribbled, optionally unlabeled) and its validation cases."""
+    """One task's training slices, its samplers (scribbled, optionally unlabeled) and its validation cases;
+    ``prior``: the class ratio of its training labels, for the PU baselines (else None)."""
 
     dataset: SliceDataset
     samplers: dict[str, InfiniteSampler]
     val_cases: list
     split: dict[str, list[str]]
+    prior: Tensor | None = None
 
     def next_batch(self) -> dict:
-        """``{"image": (B, C, S, S), "target": (B, S, S) int64, "n_scribbled": int}`` on the CPU."""
+        """``{"image": (B, C, S, S), "target": (B, S, S) int64, "n_scribbled": int}`` on the CPU.
+
+        The target values are checked here, once per batch on the CPU, so the step's losses need not
+        (they would read the device back); :class:`DataError` names the task and slices.
+        """
         parts = [self.samplers[kind].next() for kind in ("scribbled", "unlabeled") if kind in self.samplers]
         index = [i for part in parts for i in part]
-        return {
-            "image": torch.from_numpy(self.dataset.images[index]),
-            "target": torch.from_numpy(self.dataset.targets[index].astype(np.int64)),
-            "n_scribbled": len(parts[0]),
-        }
+        target = torch.from_numpy(self.dataset.targets[index].astype(np.int64))
+        task = self.dataset.task
+        check_target_values(target, TASKS[task].n_classes, name=f"{task} training slices {index}")
+        return {"image": torch.from_numpy(self.dataset.images[index]), "target": target, "n_scribbled": len(parts[0])}
 
 
 def _load_task_data(
-    task: str, root: Path, config: TrainConfig, method: MethodConfig, index: int, rank: int, world: int
+    task: str, root: Path, config: TrainConfig, method: MethodConfig, index: int, rank: int, world: int,
+    cache_dir: str | Path | None,
 ) -> TaskData:
-    """Load one task's train/val splits, pick the scribbled subjects and build the slice pools."""
-    train_cases = load_split(task, root, "train")
-    subjects = [c.subject for c in train_cases]
+    """Load one task's train/val splits, pick the scribbled subjects and build the slice pools.
+
+    The training slices come from the slice cache in ``cache_dir`` (built on the first run:
+    :func:`~modelmix_lite.data.slices.cached_slice_dataset`); the validation cases are read whole.
+    """
+    train_files = list_cases(task, root, "train")
+    subjects = [f.subject for f in train_files]
     if method.target == "label":
         split = {"labelled": subjects, "unlabeled": []}
-        dataset = SliceDataset(train_cases, config.size, target="label")
+        dataset = cached_slice_dataset(train_files, cache_dir, config.size, target="label")
     else:
         scribbled, unlabeled = few_scribble_split(subjects, config.n_scribbled, config.seed)
         split = {"scribbled": scribbled, "unlabeled": unlabeled}
-        dataset = SliceDataset(train_cases, config.size, target="scribble", scribbled_subjects=scribbled)
+        dataset = cached_slice_dataset(train_files, cache_dir, config.size, "scribble", scribbled)
     n_unlabeled = round(config.batch_size * config.unlabeled_fraction) if method.uses_unlabeled else 0
     if config.batch_size - n_unlabeled < 1:
         raise ConfigError(f"batch_size: {config.batch_size} leaves no scribbled slice after unlabeled_fraction")
@@ -438,16 +472,20 @@ def _load_task_data(
             raise ConfigError(f"--tasks: {task} has no {kind} training slices (check n_scribbled and the data)")
         seed = _derive_seed(config.seed, _SAMPLER, index, k)
         samplers[kind] = InfiniteSampler(pool, sizes[kind], seed, rank, world)
-    if method.inv and config.batch_size // world < 2:
+    if method.mixes_images and config.batch_size // world < 2:
         raise ConfigError(f"batch_size: mixup needs >= 2 slices per process, got {config.batch_size // world}")
     val_cases = load_split(task, root, "val") if config.val_every else []
-    return TaskData(dataset, samplers, val_cases, split)
+    prior = class_prior(load_split(task, root, "train"), task) if method.needs_prior else None
+    return TaskData(dataset, samplers, val_cases, split, prior)
 
 
 def _prepare(batch: Mapping, generator: torch.Generator, config: TrainConfig, device: torch.device) -> dict:
-    """Model input (3 channels), optional augmentation, device and memory format."""
-    image = as_model_input(batch["image"].to(device, non_blocking=True))
-    target = batch["target"].to(device, non_blocking=True)
+    """Model input (3 channels), optional augmentation, device and memory format; no host sync.
+
+    The CPU batch is moved by :func:`~modelmix_lite.perturb.to_device` (pinned, then ``non_blocking``).
+    """
+    image = as_model_input(to_device(batch["image"], device))
+    target = to_device(batch["target"], device)
     if config.augment:
         image, (target,) = augment(image, [target], generator)
     if config.channels_last and device.type == "cuda":
@@ -647,15 +685,19 @@ def _validate(objective: ModelMixObjective, data: Mapping[str, TaskData], config
 
 
 def build_objective(
-    config: TrainConfig, method: MethodConfig, tasks: Sequence[str], device: torch.device, rank: int = 0
+    config: TrainConfig, method: MethodConfig, tasks: Sequence[str], device: torch.device, rank: int = 0,
+    priors: Mapping[str, Tensor] | None = None,
 ) -> ModelMixObjective:
-    """The task models (seeded by ``config.seed``) inside the objective, on ``device``; seeds the dropout stream."""
+    """The task models (seeded by ``config.seed``) inside the objective, on ``device``; seeds the dropout stream.
+
+    ``priors``: each task's class ratio, for the PU baselines (see :class:`ModelMixObjective`).
+    """
     torch.manual_seed(_derive_seed(config.seed, _DROPOUT, rank))  # dropout draws from the global torch RNG
     models = TaskModelSet(tasks, config.base, None if config.core.dropout == "none" else config.core.dropout,
                           config.norm, config.core.identical_init, method.shared_encoder,
-                          torch.Generator().manual_seed(config.seed))
+                          torch.Generator().manual_seed(config.seed), aux_decoder=method.aux_decoder)
     seed = _derive_seed(config.seed, _OBJECTIVE, rank)
-    objective = ModelMixObjective(models, method, config.core, seed, config.compile).to(device)
+    objective = ModelMixObjective(models, method, config.core, seed, config.compile, priors).to(device)
     if config.channels_last and device.type == "cuda":
         objective.to(memory_format=torch.channels_last)
     return objective
@@ -696,8 +738,13 @@ def train(
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = True,
+    cache_dir: str | Path | None = None,
 ) -> Path:
     """Train ``method`` on ``tasks`` from ``data_root``; write the run to ``out_dir`` and return it.
+
+    The training slices are cached in ``cache_dir`` (None: :func:`~modelmix_lite.data.slices.default_cache_dir`,
+    ``$MODELMIX_LITE_CACHE`` or ``~/.cache/modelmix_lite/slices``), so only the first run on the data decodes
+    its training volumes (validation cases are still read each run).
 
     Under ``torch.distributed`` (initialised by the caller, e.g. :func:`main_train` under torchrun) the
     objective is wrapped in DDP, every task batch is sharded over the ranks and only rank 0 writes.
@@ -723,13 +770,14 @@ def train(
         dist.barrier()
 
     device = pick_device(config.device)
-    data = {t: _load_task_data(t, root, config, method, k, rank, world) for k, t in enumerate(tasks)}
+    data = {t: _load_task_data(t, root, config, method, k, rank, world, cache_dir) for k, t in enumerate(tasks)}
     steps = config.steps
     if config.epochs:
         pool = max(sum(len(s.pool) for s in td.samplers.values()) for td in data.values())
         steps = math.ceil(config.epochs * pool / config.batch_size)
 
-    objective = build_objective(config, method, tasks, device, rank)
+    priors = {t: td.prior for t, td in data.items() if td.prior is not None}
+    objective = build_objective(config, method, tasks, device, rank, priors)
     optimizer = torch.optim.Adam(objective.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     augment_rng = torch.Generator().manual_seed(_derive_seed(config.seed, _AUGMENT, rank))
     generators = {"objective": objective.generator, "augment": augment_rng}
@@ -872,6 +920,9 @@ def main_train(argv: Sequence[str]) -> int:
     parser.add_argument("--seed", type=int, default=None, help="random seed (shortcut for --set seed=N)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps (shortcut for --set device=...)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="slice cache folder, filled on the first run (default $MODELMIX_LITE_CACHE, "
+                        "else ~/.cache/modelmix_lite/slices)")
     args = parser.parse_args(list(argv))
 
     method = get_method(args.method)
@@ -889,7 +940,8 @@ def main_train(argv: Sequence[str]) -> int:
             _write_default_phantom(args.data, progress=not args.quiet)
         if dist.is_initialized():
             dist.barrier()
-    run = train(config, args.data, out, method, tasks, args.overwrite, args.resume, progress=not args.quiet)
+    run = train(config, args.data, out, method, tasks, args.overwrite, args.resume, progress=not args.quiet,
+                cache_dir=args.cache_dir)
     if not dist.is_initialized() or dist.get_rank() == 0:
         print(f"run directory: {run}")
     return 0

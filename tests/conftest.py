@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,20 @@ def phantom_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("phantom")
     generate_phantom(root, "smoke", 0)
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slice_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Training's slice cache goes to a session folder, not the user's ``~/.cache`` (notebook kernels inherit it)."""
+    import os
+
+    from modelmix_lite.data.slices import CACHE_ENV
+
+    path = tmp_path_factory.mktemp("slice_cache")
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous

@@ -8,6 +8,7 @@ import torch
 from modelmix_lite.data.tasks import UNANNOTATED
 from modelmix_lite.errors import ConfigError, DataError
 from modelmix_lite.losses import (
+    check_target_values,
     cosine_loss,
     dice_loss,
     invariance_loss,
@@ -101,6 +102,30 @@ def test_target_validation():
         dice_loss(logits, torch.zeros(1, 2, 2, dtype=torch.long), on="scribbles")
     with pytest.raises(ConfigError, match="^average: expected 'present' or 'pooled'"):
         dice_loss(logits, torch.zeros(1, 2, 2, dtype=torch.long), average="macro")
+
+
+def test_check_false_skips_only_the_value_check_which_reads_the_data():
+    """On the meta device (tensors without data) any read of the values fails: ``check=False`` makes none."""
+    logits = torch.zeros(2, 4, 3, 3, device="meta")
+    labels = torch.zeros(2, 3, 3, dtype=torch.long, device="meta")
+    unchecked = [
+        partial_cross_entropy(logits, labels, check=False),
+        dice_loss(logits, labels, check=False),
+        dice_loss(logits, labels, on="all", average="pooled", check=False),
+        supervised_loss(logits, labels, check=False),
+        vicinal_sup_loss(logits, logits, labels, check=False),
+        mixup_cross_entropy(logits, labels, labels, 0.5, check=False),
+    ]
+    assert all(v.device.type == "meta" and v.shape == () for v in unchecked)
+    with pytest.raises(RuntimeError, match="meta"):
+        partial_cross_entropy(logits, labels)  # check=True reads the values
+    with pytest.raises(DataError, match=r"^target: expected int64 \(B, H, W\) = \(2, 3, 3\), got torch.int64 "
+                                        r"\(2, 3, 2\)"):
+        dice_loss(logits, labels[..., :2], check=False)  # shapes are always checked
+    with pytest.raises(DataError, match=r"^batch: values \[-1, 4\] are neither a class 0\.\.3 "
+                                        r"nor the unannotated value 255$"):
+        check_target_values(torch.tensor([[[0, 4], [-1, U]]]), 4, name="batch")
+    check_target_values(torch.tensor([[[0, 3], [U, U]]]), 4)
 
 
 # ---------------------------------------------------------------------------- cosine terms (Eqs. 1, 6)

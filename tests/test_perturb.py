@@ -14,6 +14,7 @@ from modelmix_lite.perturb import (
     rotate,
     rotate_labels,
     sample_beta,
+    to_device,
 )
 
 
@@ -83,6 +84,23 @@ def test_partner_index_is_a_derangement(batch):
         partner = partner_index(batch, gen(seed))
         assert sorted(partner.tolist()) == list(range(batch))
         assert (partner != torch.arange(batch)).all()
+
+
+def test_to_device_moves_without_changing_values_and_keeps_tensors_in_place():
+    x = torch.arange(6.0).view(2, 3)
+    assert to_device(x, None) is x and to_device(x, "cpu") is x
+    moved = to_device(x, "meta")
+    assert moved.device.type == "meta" and moved.shape == x.shape and moved.dtype == x.dtype
+    if torch.cuda.is_available():
+        assert torch.equal(to_device(x, "cuda").cpu(), x)
+
+
+def test_random_draws_reach_the_device_of_the_data():
+    assert cutout_mask(2, 4, 4, size=2, generator=gen(), device="meta").device.type == "meta"
+    x = torch.zeros(3, 1, 4, 4, device="meta")
+    _, lam = mixup(x, x, 0.5, gen())
+    assert lam.device.type == "meta" and lam.shape == (3, 1, 1, 1)
+    assert rotate(x, torch.tensor(30.0)).device.type == "meta" and rotate(x, 30.0).shape == x.shape
 
 
 def test_partner_index_flip_and_errors():

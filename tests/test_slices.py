@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
+from modelmix_lite.data import slices
+from modelmix_lite.data.layout import list_cases
+from modelmix_lite.data.phantom import generate_phantom
+from modelmix_lite.data.readers import load_split
 from modelmix_lite.data.slices import (
     SliceDataset,
+    cached_slice_dataset,
     few_scribble_split,
     fit_slice,
     normalize_intensity,
@@ -188,3 +194,81 @@ def test_cache_round_trip_and_fingerprint(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a cache")
     with pytest.raises(DataError, match="junk.npz: not a readable slice cache"):
         SliceDataset.from_cache(tmp_path / "junk.npz")
+
+
+@pytest.fixture(scope="module")
+def mscmr_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mscmr")
+    generate_phantom(root, "smoke", seed=0, tasks=("mscmr",), progress=False)
+    return root
+
+
+def _no_decoding(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("a NIfTI volume was decoded")
+
+    monkeypatch.setattr(slices, "load_case", fail)
+    monkeypatch.setattr("nibabel.load", fail)
+
+
+def test_slice_cache_is_built_once_then_read_without_decoding(mscmr_root, tmp_path, monkeypatch):
+    files = list_cases("mscmr", mscmr_root, "train")
+    scribbled = [files[0].subject, files[2].subject]
+    built = cached_slice_dataset(files, tmp_path / "cache", 16, "scribble", scribbled)
+    direct = SliceDataset(load_split("mscmr", mscmr_root, "train"), 16, "scribble", scribbled)
+    assert built.fingerprint() == direct.fingerprint()
+    np.testing.assert_array_equal(built.images, direct.images)
+    (entry,) = (tmp_path / "cache").iterdir()
+    assert entry.name.startswith("mscmr-") and entry.suffix == ".npz"
+
+    with monkeypatch.context() as patch:
+        _no_decoding(patch)
+        again = cached_slice_dataset(files, tmp_path / "cache", 16, "scribble", scribbled)
+        with pytest.raises(AssertionError, match="decoded"):  # another setting is another entry
+            cached_slice_dataset(files, tmp_path / "cache", 16, "scribble", scribbled[:1])
+    assert again.fingerprint() == built.fingerprint()
+    for name in ("images", "targets", "case_index", "z", "annotated"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(built, name))
+
+
+def test_slice_cache_misses_when_a_source_file_changes(mscmr_root, tmp_path, monkeypatch):
+    files = list_cases("mscmr", mscmr_root, "train")
+    cached_slice_dataset(files, tmp_path, 16)
+    scribble = files[1].scribble
+    stat = scribble.stat()
+    try:
+        os.utime(scribble, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # "edited"
+        with monkeypatch.context() as patch, pytest.raises(AssertionError, match="decoded"):
+            _no_decoding(patch)
+            cached_slice_dataset(files, tmp_path, 16)
+    finally:
+        os.utime(scribble, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_default_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv(slices.CACHE_ENV, str(tmp_path / "mine"))
+    assert slices.default_cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv(slices.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert slices.default_cache_dir() == tmp_path / "xdg" / "modelmix_lite" / "slices"
+
+
+def test_slice_cache_errors_and_unwritable_folder(mscmr_root, tmp_path):
+    files = list_cases("mscmr", mscmr_root, "train")
+    with pytest.raises(DataError, match="^files: no cases to build a slice dataset from$"):
+        cached_slice_dataset([], tmp_path, 16)
+    built = cached_slice_dataset(files, tmp_path, 16, target="label")
+    (entry,) = tmp_path.iterdir()
+    built.meta["low"] = 1.0  # a cache whose content does not match its name
+    built.save_cache(entry)
+    with pytest.raises(DataError, match=rf"{entry.name}: slice cache holds other settings than its name says"):
+        cached_slice_dataset(files, tmp_path, 16, target="label")
+    entry.write_bytes(b"junk")
+    with pytest.raises(DataError, match=rf"{entry.name}: not a readable slice cache"):
+        cached_slice_dataset(files, tmp_path, 16, target="label")
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.warns(UserWarning, match=r"could not write the slice cache .*; continuing without it"):
+        uncached = cached_slice_dataset(files, blocker / "cache", 16, target="label")
+    np.testing.assert_array_equal(uncached.targets, SliceDataset(load_split("mscmr", mscmr_root, "train"), 16,
+                                                                 target="label").targets)

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from modelmix_lite import train as train_module
+from modelmix_lite.data import slices
 from modelmix_lite.data.phantom import generate_phantom
-from modelmix_lite.errors import ConfigError
+from modelmix_lite.errors import ConfigError, DataError
 from modelmix_lite.methods import CORE_PRESETS, METHODS
 from modelmix_lite.models import TaskModelSet
 from modelmix_lite.train import (
@@ -214,6 +215,40 @@ def test_resume_is_bit_exact_on_cpu(phantom, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["models.models.myops.head.weight"], halfway["models.models.myops.head.weight"])
     assert [json.loads(r)["step"] for r in (resumed / "log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+
+
+def test_second_run_reads_the_slice_cache_and_decodes_no_volume(phantom, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    first = params(train(tiny(), phantom, tmp_path / "a", "#2", TASKS, progress=False, cache_dir=cache))
+    assert sorted(p.name.split("-")[0] for p in cache.iterdir()) == ["mscmr", "myops"]
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a NIfTI volume was decoded")
+
+    monkeypatch.setattr(train_module, "load_split", fail)
+    monkeypatch.setattr(slices, "load_case", fail)
+    monkeypatch.setattr("nibabel.load", fail)
+    second = params(train(tiny(), phantom, tmp_path / "b", "#2", TASKS, progress=False, cache_dir=cache))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    with pytest.raises(AssertionError, match="decoded"):  # another size: another cache entry, built from the volumes
+        train(tiny("size=48"), phantom, tmp_path / "c", "#2", TASKS, progress=False, cache_dir=cache)
+
+
+def test_batches_are_checked_on_the_cpu_before_the_step(phantom, tmp_path):
+    data = train_module._load_task_data("mscmr", phantom, tiny(), METHODS["#1"], 0, 0, 1, tmp_path)
+    batch = data.next_batch()
+    assert batch["target"].dtype == torch.int64 and batch["target"].shape == (4, 32, 32)
+    data.dataset.targets[:, 0, 0] = 7  # e.g. a corrupted slice cache
+    with pytest.raises(DataError, match=r"^mscmr training slices \[[0-9, ]+\]: values \[7\] are neither a class "
+                                        r"0\.\.3 nor the unannotated value 255$"):
+        data.next_batch()
+
+
+def test_slice_cache_folder_defaults_to_the_environment_variable(phantom, tmp_path, monkeypatch):
+    monkeypatch.setenv(slices.CACHE_ENV, str(tmp_path / "cache"))
+    train(tiny(), phantom, tmp_path / "run", "#1", TASKS, progress=False)
+    assert {p.name.split("-")[0] for p in (tmp_path / "cache").iterdir()} == set(TASKS)
+    assert not (phantom / ".cache").exists()  # the data root is only read
 
 
 def test_resume_refuses_changed_settings(phantom, tmp_path):

@@ -3,12 +3,17 @@
 Paper §3.1: slices are resized to ``256 × 256`` and "the intensity of each slice is scaled to a range
 of 0-1". Here a slice is centre-padded to a square (so the aspect ratio is kept) and then resized;
 :func:`restore_probabilities` undoes both, so predictions land on the original voxel grid.
+
+Building a :class:`SliceDataset` decodes every NIfTI volume of a split; :func:`cached_slice_dataset`
+keeps the result in a cache folder (:func:`default_cache_dir`), so only the first run on a split decodes it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +25,12 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataError
+from .layout import CaseFiles
+from .readers import load_case
 from .tasks import UNANNOTATED, get_task
+
+CACHE_ENV = "MODELMIX_LITE_CACHE"
+"""Environment variable naming the slice cache folder (see :func:`default_cache_dir`)."""
 
 TARGETS: tuple[str, ...] = ("scribble", "label", "none")
 """What :class:`SliceDataset` trains on: scribbles, full ground truth (FullSup) or nothing."""
@@ -195,6 +205,16 @@ def _volume_target(case: CaseLike, target: str, annotated: bool) -> tuple[np.nda
     return np.asarray(volume, np.uint8), UNANNOTATED if target == "scribble" else 0
 
 
+def _settings(
+    task: str, subjects: Sequence[str], size: int, target: str, scribbled_subjects: Sequence[str] | None,
+    low: float, high: float,
+) -> dict:
+    """What a :class:`SliceDataset` is built from besides the volumes (its ``meta`` without ``shapes``)."""
+    scribbled = subjects if scribbled_subjects is None else scribbled_subjects
+    return {"task": task, "subjects": list(subjects), "size": size, "target": target,
+            "scribbled_subjects": sorted(set(scribbled)), "low": low, "high": high}
+
+
 class SliceDataset(Dataset):
     """All Z-slices of a list of cases, normalised and fitted to ``size × size`` once, kept in memory.
 
@@ -239,7 +259,8 @@ class SliceDataset(Dataset):
             raise DataError(f"cases: mixed tasks {tasks}")
         if len(set(subjects)) != len(subjects):
             raise DataError(f"cases: repeated subjects {sorted({s for s in subjects if subjects.count(s) > 1})}")
-        annotated_subjects = set(subjects if scribbled_subjects is None else scribbled_subjects)
+        settings = _settings(tasks[0], subjects, size, target, scribbled_subjects, low, high)
+        annotated_subjects = set(settings["scribbled_subjects"])
         unknown = sorted(annotated_subjects - set(subjects))
         if unknown:
             raise ConfigError(f"scribbled_subjects: not among the cases: {unknown}")
@@ -262,16 +283,7 @@ class SliceDataset(Dataset):
             targets=np.stack(targets),
             case_index=np.asarray(case_index, np.int64),
             z=np.asarray(zs, np.int64),
-            meta={
-                "task": tasks[0],
-                "subjects": subjects,
-                "shapes": [list(c.image.shape) for c in cases],
-                "size": size,
-                "target": target,
-                "scribbled_subjects": sorted(annotated_subjects),
-                "low": low,
-                "high": high,
-            },
+            meta={**settings, "shapes": [list(c.image.shape) for c in cases]},
         )
 
     def _set(self, images: np.ndarray, targets: np.ndarray, case_index: np.ndarray, z: np.ndarray, meta: dict) -> None:
@@ -325,3 +337,71 @@ class SliceDataset(Dataset):
         if fingerprint is not None and dataset.fingerprint() != fingerprint:
             raise DataError(f"{path}: slice cache has fingerprint {dataset.fingerprint()}, expected {fingerprint}")
         return dataset
+
+
+def default_cache_dir() -> Path:
+    """``$MODELMIX_LITE_CACHE`` if set, else ``$XDG_CACHE_HOME/modelmix_lite/slices`` (``~/.cache/...``)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "modelmix_lite" / "slices"
+
+
+def _source_key(files: Sequence[CaseFiles], settings: dict) -> str:
+    """Hash of ``settings`` and each source file's subject, absolute path, size and modification time (no decoding)."""
+    sources = [
+        [f.subject, str(path.resolve()), (stat := path.stat()).st_size, stat.st_mtime_ns]
+        for f in files
+        for path in (*f.images, f.label, f.scribble)
+        if path is not None
+    ]
+    text = json.dumps({"version": 1, **settings, "sources": sources}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached_slice_dataset(
+    files: Sequence[CaseFiles],
+    cache_dir: str | Path | None = None,
+    size: int = 256,
+    target: str = "scribble",
+    scribbled_subjects: Sequence[str] | None = None,
+    low: float = 0.5,
+    high: float = 99.5,
+) -> SliceDataset:
+    """The :class:`SliceDataset` of the cases ``files``, from ``cache_dir`` if it is there, else built and saved there.
+
+    The cache file is ``cache_dir/{task}-{key}.npz``, ``key`` a hash of the settings and of every source
+    file's subject, absolute path, size and modification time: finding it decodes no NIfTI, and a
+    changed, moved, added or removed file or another setting gives another key, so a stale cache is
+    never read. A file is written whole under a temporary name and then renamed (safe with several
+    processes); if it cannot be written, a warning is issued and the dataset is used uncached. Entries
+    are never deleted: remove the folder to reclaim the space.
+
+    Args:
+        files: the cases of one task (``layout.list_cases``), read with ``readers.load_case`` on a miss.
+        cache_dir: the cache folder, created when needed (None: :func:`default_cache_dir`).
+        size, target, scribbled_subjects, low, high: as for :class:`SliceDataset`.
+
+    Raises:
+        DataError: no files, an unreadable cache file, or one whose settings differ from its key's.
+    """
+    if not files:
+        raise DataError("files: no cases to build a slice dataset from")
+    settings = _settings(files[0].task, [f.subject for f in files], size, target, scribbled_subjects, low, high)
+    folder = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    path = folder / f"{settings['task']}-{_source_key(files, settings)}.npz"
+    if path.is_file():
+        dataset = SliceDataset.from_cache(path)
+        if {k: dataset.meta.get(k) for k in settings} != settings:
+            raise DataError(f"{path}: slice cache holds other settings than its name says; delete it")
+        return dataset
+    dataset = SliceDataset([load_case(f) for f in files], size, target, scribbled_subjects, low, high)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        dataset.save_cache(tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        if tmp.exists():
+            tmp.unlink()
+        warnings.warn(f"{path}: could not write the slice cache ({err}); continuing without it", stacklevel=2)
+    return dataset
