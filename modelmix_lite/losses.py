@@ -160,7 +160,9 @@ def cosine_loss(
     else:
         p, q = p.flatten(2 if reduce == "spatial" else 1), q.flatten(2 if reduce == "spatial" else 1)
         dim = -1
-    norms = p.norm(dim=dim).clamp(min=eps) * q.norm(dim=dim).clamp(min=eps)
+    # max(‖v‖, eps) as sqrt(max(Σv², eps²)): the same value, but a plain sum over C is ~10x faster on CPU than
+    # linalg.vector_norm over a non-last dimension, and clamping before the sqrt keeps zero vectors' gradient finite.
+    norms = (p * p).sum(dim).clamp(min=eps * eps).sqrt() * (q * q).sum(dim).clamp(min=eps * eps).sqrt()
     cos = (p * q).sum(dim) / norms
     if reduce == "pixel" and mask is not None:
         return -(cos * mask[:, 0]).sum() / mask.sum().clamp(min=1)
