@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from .baselines import baseline_terms, class_prior
 from .data.layout import list_cases
-from .data.phantom import generate_phantom
+from .data.phantom import ensure_phantom
 from .data.readers import load_split
 from .data.slices import SliceDataset, cached_slice_dataset, few_scribble_split
 from .data.tasks import TASKS
@@ -889,14 +889,6 @@ def _init_distributed() -> None:
         dist.init_process_group(backend)
 
 
-def _write_default_phantom(root: Path, progress: bool) -> None:
-    """Generate the default phantom into ``root`` via a temporary sibling, so an interrupted run leaves no half root."""
-    partial = root.with_name(root.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    generate_phantom(partial, preset="default", seed=0, progress=progress)
-    os.replace(partial, root)
-
-
 def main_train(argv: Sequence[str]) -> int:
     """``train`` command: parse ``argv``, train, print the run directory; return 0."""
     parser = argparse.ArgumentParser(
@@ -937,7 +929,7 @@ def main_train(argv: Sequence[str]) -> int:
     _init_distributed()
     if not args.data.exists() and args.data == DEFAULT_DATA:
         if not dist.is_initialized() or dist.get_rank() == 0:
-            _write_default_phantom(args.data, progress=not args.quiet)
+            ensure_phantom(args.data, progress=not args.quiet)
         if dist.is_initialized():
             dist.barrier()
     run = train(config, args.data, out, method, tasks, args.overwrite, args.resume, progress=not args.quiet,

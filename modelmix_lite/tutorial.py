@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -16,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data.phantom import generate_phantom
+from .data.phantom import ensure_phantom
 from .data.tasks import TASKS
 from .errors import ConfigError, DataError
 from .train import PROFILES
@@ -90,17 +88,7 @@ def resolve_data_root(data_root: str | Path | None, profile: str, seed: int = 0)
         return root
     preset = "smoke" if resolve_profile(profile) == "smoke" else "default"
     root = phantom_dir(preset, seed)
-    if not available_tasks(root):
-        root.parent.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(prefix=f"{root.name}.", suffix=".tmp", dir=root.parent))
-        generate_phantom(partial, preset=preset, seed=seed)
-        try:
-            partial.rename(root)
-        except OSError:  # another run wrote it meanwhile, or a non-empty folder is in the way
-            shutil.rmtree(partial)
-            if not available_tasks(root):
-                raise DataError(f"{root}: exists but holds no dataset folder; remove it to regenerate") from None
-    return root
+    return ensure_phantom(root, preset, seed)
 
 
 def with_label_and_scribble(cases: Sequence[Any]) -> list[Any]:

@@ -16,6 +16,7 @@ import pytest  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 
 from modelmix_lite import tutorial, viz  # noqa: E402
+from modelmix_lite.data import phantom  # noqa: E402
 from modelmix_lite.data.slices import SliceDataset  # noqa: E402
 from modelmix_lite.data.tasks import TASKS, UNANNOTATED  # noqa: E402
 from modelmix_lite.errors import ConfigError, DataError  # noqa: E402
@@ -208,11 +209,11 @@ def test_resolve_data_root_checks_a_given_folder(tmp_path: Path) -> None:
 def test_resolve_data_root_generates_the_phantom_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
-    def fake_generate(out, preset, seed):
+    def fake_generate(out, preset, seed, progress):
         calls.append((preset, seed))
         (out / "ACDC_dataset").mkdir()
 
-    monkeypatch.setattr(tutorial, "generate_phantom", fake_generate)
+    monkeypatch.setattr(phantom, "generate_phantom", fake_generate)
     monkeypatch.setattr(tutorial, "phantom_dir", lambda preset, seed: tmp_path / f"{preset}-{seed}")
     assert tutorial.resolve_data_root(None, "smoke", seed=3) == tmp_path / "smoke-3"
     assert tutorial.resolve_data_root(None, "smoke", seed=3) == tmp_path / "smoke-3"  # reused

@@ -25,6 +25,8 @@ resolution and label set (:mod:`.tasks`):
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,8 +35,8 @@ import numpy as np
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
-from .layout import SPLITS, write_case, write_index
+from ..errors import ConfigError, DataError
+from .layout import SPLITS, find_dataset_root, write_case, write_index
 from .scribbles import synthesize_scribbles
 from .tasks import TASKS, TaskSpec, get_task
 
@@ -525,3 +527,34 @@ def generate_phantom(
     for name in tasks:
         write_index(name, out, summary[name])
     return summary
+
+
+def ensure_phantom(root: str | Path, preset: str = "default", seed: int = 0, progress: bool = True) -> Path:
+    """Generate the phantom into ``root`` unless it already holds one; return ``root``.
+
+    It is written into a temporary sibling folder and renamed into place, so an interrupted or concurrent
+    run never leaves half a data root behind.
+
+    Raises:
+        DataError: ``root`` exists but holds no dataset folder (something else is in the way).
+    """
+    root = Path(root)
+
+    def present() -> bool:
+        try:
+            return any(find_dataset_root(task, root) for task in PRESETS[preset])
+        except (DataError, ConfigError):
+            return False
+
+    if present():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f"{root.name}.", suffix=".tmp", dir=root.parent))
+    generate_phantom(partial, preset=preset, seed=seed, progress=progress)
+    try:
+        partial.rename(root)
+    except OSError:  # another run wrote it meanwhile, or a non-empty folder is in the way
+        shutil.rmtree(partial)
+        if not present():
+            raise DataError(f"{root}: exists but holds no dataset folder; remove it to regenerate") from None
+    return root
