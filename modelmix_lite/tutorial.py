@@ -125,11 +125,14 @@ def _git(*args: str) -> str:
 
 
 def git_commit() -> str | None:
-    """Short commit hash of the source checkout (``+dirty`` with local changes), or ``None`` outside one."""
+    """Short commit hash of the source checkout (``+dirty`` with local changes), or ``None`` outside one.
+
+    Changes under ``results/`` (where sweeps append their rows) do not count as local changes.
+    """
     if not in_source_checkout():
         return None
     try:
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
         return _git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
