@@ -18,6 +18,9 @@ What each table trains and scores is a :class:`TableSpec` in :data:`TABLES`:
                        the train() run directory, plus evaluation.jsonl (its rows) and predictions.npz
 
 ``wall_s`` is the time the sweep spent on a run: training (only the remaining steps of a resumed run) and scoring.
+A row that another table already trained (:func:`trained_elsewhere`) is only scored: its run directory holds copies
+of the training's ``config.json``, ``split.json`` and ``log.jsonl``, and ``trained_in.json`` names where the
+checkpoints are; ``wall_s`` is then the scoring time.
 ``data_fingerprint`` is :func:`~modelmix_lite.evaluate.data_fingerprint` of the run's tasks.
 
 Runs of methods that :data:`~modelmix_lite.methods.METHODS` does not (yet) hold are skipped with a warning.
@@ -30,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -48,7 +52,7 @@ from .evaluate import data_fingerprint, load_run_models, predict_volume, select_
 from .methods import METHODS
 from .metrics import evaluate_volume, format_mean_std, summarize
 from .paper_results import published, table_structures
-from .train import DEFAULT_DATA, PROFILES, pick_device, resolve_config, train
+from .train import DEFAULT_DATA, PROFILES, TrainConfig, config_to_dict, pick_device, resolve_config, train
 from .tutorial import git_commit
 
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -116,9 +120,10 @@ def _single(row: str, method: str, target: str, role: str = "baseline") -> Entry
     return Entry(row, method, (target,), (target,), role)
 
 
-def _modelmix(row: str, tasks: tuple[str, ...]) -> Entry:
-    """ModelMix (#4) trained on ``tasks``, scored on the first."""
-    return Entry(row, "#4", tasks, tasks[:1], "modelmix")
+def _modelmix(row: str, tasks: tuple[str, ...], target: str | None = None) -> Entry:
+    """ModelMix (#4) trained on ``tasks`` (in Table 1's order, so the tables share its trainings), scored on
+    ``target`` (default: the first task)."""
+    return Entry(row, "#4", tasks, (target or tasks[0],), "modelmix")
 
 
 TABLES: dict[int, TableSpec] = {
@@ -134,7 +139,7 @@ TABLES: dict[int, TableSpec] = {
         _single("CycleMix", "cyclemix", "mscmr"),
         _single("ShapePU", "shapepu", "mscmr"),
         _single("WSL4", "wsl4", "mscmr"),
-        _modelmix("ModelMix w/ MyoPS", ("mscmr", "myops")),
+        _modelmix("ModelMix w/ MyoPS", ("myops", "mscmr"), "mscmr"),
         _single("FullSup-UNet", "fullsup", "mscmr", "reference"),
     )),
     3: TableSpec(3, "test", (
@@ -350,8 +355,15 @@ def _run_one(
     config = resolve_config(profile, {"seed": str(seed)})
     resume = (run / "last.pt").is_file()
     tick = time.perf_counter()
-    train(config, root, run, entry.method, entry.tasks, overwrite=not resume, resume=resume, progress=False)
-    scores, predictions = score_run(run, root, spec.split, entry.targets)
+    source = None if resume else trained_elsewhere(out, profile, entry, config)
+    if source is None:
+        train(config, root, run, entry.method, entry.tasks, overwrite=not resume, resume=resume, progress=False)
+    else:
+        run.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "split.json", "log.jsonl"):
+            shutil.copy2(source / name, run / name)
+        _write_atomic(run / "trained_in.json", json.dumps({"run": str(source.relative_to(out))}) + "\n")
+    scores, predictions = score_run(run if source is None else source, root, spec.split, entry.targets)
     meta = {
         "table": spec.number, "method": entry.method, "tasks": entry.combo, "seed": seed, "profile": profile,
         "device": _device_name(config.device), "commit": git_commit(),
@@ -364,7 +376,29 @@ def _run_one(
     if not keep_checkpoints:
         for checkpoint in run.glob("*.pt"):
             checkpoint.unlink()
+    if source is not None:
+        return rows, f"reused: trained in {source.parent.name}"
     return rows, "resumed" if resume else "trained"
+
+
+def trained_elsewhere(out: str | Path, profile: str, entry: Entry, config: TrainConfig) -> Path | None:
+    """A finished run of another table of this sweep that trained exactly what ``entry`` needs, or ``None``.
+
+    Tables share trainings: Table 3's "ModelMix w/ MSCMR" is Table 1's #4 on MyoPS+MSCMRseg, scored on the test
+    split instead of the validation split. A run qualifies when it is finished (``evaluation.jsonl``), kept its
+    ``best.pt``, and its ``config.json`` records the same method, tasks (in order) and configuration (``device``
+    and ``compile`` aside, which do not change what is learned).
+    """
+    name = run_dir(out, profile, 0, entry.method, entry.combo, 0).name.removesuffix("__seed0")
+    wanted = {k: v for k, v in config_to_dict(config).items() if k not in ("device", "compile")}
+    for other in sorted((Path(out) / profile / "runs").glob(f"table*/{name}__seed{config.seed}")):
+        if not ((other / "evaluation.jsonl").is_file() and (other / "best.pt").is_file()):
+            continue
+        record = json.loads((other / "config.json").read_text())
+        found = {k: v for k, v in record["config"].items() if k not in ("device", "compile")}
+        if (record["method"], record["tasks"], found) == (METHODS[entry.method].name, list(entry.tasks), wanted):
+            return other
+    return None
 
 
 def _recorded_runs(path: Path, root: Path) -> set[tuple[str, str, int]]:

@@ -155,6 +155,31 @@ def test_checkpoints_can_be_dropped_once_scored(sweep, phantom_root, tmp_path):
                                   theirs.loc[theirs["method"] == "#1", columns].reset_index(drop=True))
 
 
+def test_tables_share_trainings_and_score_them_on_their_own_split(sweep, phantom_root, tmp_path):
+    out, _ = sweep
+    copy = tmp_path / "copy"  # Table 1's #4 with its checkpoints; Table 3's "ModelMix w/ MSCMR" is the same training
+    shutil.copytree(out, copy)
+    before = _mtimes(copy)
+    path = run_table(3, "smoke", phantom_root, copy, seeds=[0], methods=["#4"], combos=[COMBO], progress=False)
+    assert _mtimes(copy) == before  # nothing trained
+    status = json.loads((copy / "smoke" / "sweep.json").read_text())["table3"]
+    assert [s["status"] for s in status.values()] == ["reused: trained in table1"]
+    run = run_dir(copy, "smoke", 3, "#4", COMBO, 0)
+    assert json.loads((run / "trained_in.json").read_text()) == {"run": "smoke/runs/table1/ablation4__myops+mscmr__seed0"}
+    rows = load_results(path)
+    assert set(rows["target"]) == {"myops"}
+    cases = {c.subject: c for c in load_split("myops", phantom_root, "test")}
+    predictions = load_predictions(run)
+    assert set(predictions) == set(cases) and set(rows["case"]) == set(cases)
+    for subject, pred in predictions.items():
+        mine = rows[rows["case"] == subject].set_index("structure")["dice"]
+        for structure, values in evaluate_volume(pred, cases[subject].label, "myops", cases[subject].spacing).items():
+            assert mine[structure] == pytest.approx(values["dice"], abs=1e-12)
+    other_seed = run_table(3, "smoke", phantom_root, copy, seeds=[1], methods=["#4"], combos=[COMBO], progress=False)
+    assert len(_mtimes(copy)) == len(before) + 2  # seed 1 was never trained: it is trained now
+    assert set(load_results(other_seed)["seed"]) == {0, 1}
+
+
 def test_method_missing_from_methods_is_skipped_with_a_warning(monkeypatch, phantom_root, tmp_path):
     monkeypatch.delitem(METHODS, "#2")
     with pytest.warns(UserWarning, match=r"Table 1: #2 \('#2'\) is not implemented; skipped"):
@@ -233,7 +258,7 @@ def test_select_entries_aliases_and_errors():
     assert [e.method for e in select_entries(1, None, ["myops+acdc"])] == ["#1", "#2", "#3", "#4", "#5"]
     with pytest.raises(ConfigError, match="--methods: wsl4 not in Table 1; it has #1, #2, #3, #4, #5"):
         select_entries(1, ["wsl4"])
-    with pytest.raises(ConfigError, match=r"--combos: myops\+acdc not in Table 2; it has mscmr, mscmr\+myops"):
+    with pytest.raises(ConfigError, match=r"--combos: myops\+acdc not in Table 2; it has mscmr, myops\+mscmr"):
         select_entries(2, None, ["myops+acdc"])
     with pytest.raises(ConfigError, match="no row with these methods and combinations"):
         select_entries(3, ["pce"], ["myops+acdc"])
@@ -311,7 +336,7 @@ def _table2_rows() -> pd.DataFrame:
     return pd.concat([
         _rows(2, "pce", "mscmr", "mscmr", {"LV": [.5, .7], "MYO": [.1, .1], "RV": [.2, .2]}),
         _rows(2, "wsl4", "mscmr", "mscmr", {s: base for s in ("LV", "MYO", "RV")}),
-        _rows(2, "#4", "mscmr+myops", "mscmr", {s: [b + d for b, d in zip(base, diffs)] for s in ("LV", "MYO", "RV")}),
+        _rows(2, "#4", "myops+mscmr", "mscmr", {s: [b + d for b, d in zip(base, diffs)] for s in ("LV", "MYO", "RV")}),
     ], ignore_index=True)
 
 
