@@ -50,7 +50,7 @@ from .data.readers import Case, load_split
 from .errors import ConfigError, DataError
 from .evaluate import data_fingerprint, load_run_models, predict_volume, select_cases
 from .methods import METHODS
-from .metrics import evaluate_volume, format_mean_std, summarize
+from .metrics import errors_by_distance, evaluate_volume, format_mean_std, summarize
 from .paper_results import published, table_structures
 from .train import DEFAULT_DATA, PROFILES, TrainConfig, config_to_dict, pick_device, resolve_config, train
 from .tutorial import git_commit
@@ -814,6 +814,46 @@ def run_diagnostics(out_dir: str | Path, profile: str, table: int) -> pd.DataFra
             "final_val_dice": val[-1]["val_dice"] if val else np.nan,
             "final_loss": losses[-1]["loss"] if losses else np.nan,
         })
+    return pd.DataFrame(out, columns=columns)
+
+
+def error_breakdown(
+    rows: pd.DataFrame, out_dir: str | Path, data_root: str | Path, table: int, distance_mm: float = 20.0
+) -> pd.DataFrame:
+    """Every scored volume's Dice next to where its errors lie (:func:`~modelmix_lite.metrics.errors_by_distance`).
+
+    Reads each run's ``predictions.npz`` under ``out_dir`` and the scored volumes from ``data_root``.
+
+    Returns:
+        Columns ``row, half, method, tasks, seed, target, case, structure, dice`` (as recorded), ``dice_near``
+        (the prediction cut to within ``distance_mm`` of the heart) and ``remote`` (share of the predicted
+        structure farther away).
+
+    Raises:
+        DataError: rows made from other data than ``data_root``, or a run without its predictions file.
+    """
+    spec = get_table(table)
+    columns = ["row", "half", "method", "tasks", "seed", "target", "case", "structure", "dice", "dice_near",
+               "remote"]
+    rows = annotate(rows[rows["table"] == spec.number]) if len(rows) else rows
+    if not len(rows):
+        return pd.DataFrame(columns=columns)
+    differ = data_differs(rows, data_root)
+    if differ:
+        raise DataError(f"{data_root}: not the data of {', '.join(differ)}; its images do not match the predictions")
+    cases: dict[str, dict[str, Case]] = {}
+    out = []
+    keys = ["row", "half", "method", "tasks", "seed", "profile"]
+    for (row, half, method, tasks, seed, profile), part in rows.groupby(keys, sort=False):
+        predictions = load_predictions(run_dir(out_dir, profile, spec.number, method, tasks, seed))
+        for (target, subject), scored in part.groupby(["target", "case"], sort=False):
+            if target not in cases:
+                cases[target] = {c.subject: c for c in load_split(target, data_root, spec.split)}
+            case, recorded = cases[target][subject], scored.set_index("structure")["dice"]
+            split = errors_by_distance(predictions[subject], case.label, target, case.spacing, distance_mm)
+            out.extend({"row": row, "half": half, "method": method, "tasks": tasks, "seed": seed, "target": target,
+                        "case": subject, "structure": structure, "dice": recorded[structure], **values}
+                       for structure, values in split.items())
     return pd.DataFrame(out, columns=columns)
 
 

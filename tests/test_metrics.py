@@ -10,6 +10,7 @@ import pytest
 
 from modelmix_lite.errors import ConfigError, DataError
 from modelmix_lite.metrics import (
+    errors_by_distance,
     dice,
     evaluate_volume,
     format_mean_std,
@@ -176,3 +177,28 @@ def test_largest_connected_component():
     assert not largest_connected_component(np.zeros((3, 3), bool)).any()
     with pytest.raises(DataError, match="mask: expected a boolean mask"):
         largest_connected_component(mask.astype(int))
+
+
+def test_errors_by_distance_separates_remote_false_positives():
+    gt = np.zeros((40, 30, 4), np.uint8)
+    gt[5:10, 5:10, 1:3] = 3  # MSCMR LV: a 5x5x2 block
+    pred = gt.copy()
+    pred[30:34, 20:25, 0:2] = 3  # 4x5x2 = 40 voxels of "LV" far away (> 20 mm at 2 mm spacing)
+    pred[10, 5:10, 1:3] = 3  # 10 voxels just outside the heart: a near error
+    out = errors_by_distance(pred, gt, "mscmr", (2.0, 2.0, 5.0), distance_mm=20.0)["LV"]
+    assert out["remote"] == pytest.approx(40 / (50 + 40 + 10))
+    assert out["dice_near"] == pytest.approx(2 * 50 / (60 + 50))  # the near error still counts
+    assert math.isnan(errors_by_distance(gt * 0 + (gt > 0), gt, "mscmr", (2.0, 2.0, 5.0))["LV"]["remote"])
+    far = errors_by_distance(pred, gt, "mscmr", (2.0, 2.0, 5.0), distance_mm=1000.0)["LV"]
+    assert far == {"remote": 0.0, "dice_near": pytest.approx(2 * 50 / (100 + 50))}  # nothing remote: plain Dice
+
+
+def test_errors_by_distance_bad_inputs():
+    gt = np.zeros((8, 8, 2), np.uint8)
+    with pytest.raises(DataError, match="no foreground"):
+        errors_by_distance(gt, gt, "mscmr", (1, 1, 1))
+    gt[2, 2, 0] = 1
+    with pytest.raises(DataError, match="shapes differ"):
+        errors_by_distance(gt[:4], gt, "mscmr", (1, 1, 1))
+    with pytest.raises(ConfigError, match="distance_mm"):
+        errors_by_distance(gt, gt, "mscmr", (1, 1, 1), distance_mm=-1)

@@ -26,6 +26,7 @@ from modelmix_lite.reproduce import (
     ablation_pattern,
     comparison_table,
     data_differs,
+    error_breakdown,
     head_to_head,
     load_predictions,
     load_results,
@@ -224,6 +225,21 @@ def test_run_diagnostics_reads_the_logs(sweep):
     log = [json.loads(line) for line in log_file.read_text().splitlines()]
     assert frame.loc["#4", "best_val_dice"] == max(r["val_dice"] for r in log if "val_dice" in r)
     assert run_diagnostics(out, "smoke", 2).empty
+
+
+def test_error_breakdown_cuts_only_false_positives(sweep, phantom_root):
+    out, path = sweep
+    rows = load_results(path)
+    near = error_breakdown(rows, out, phantom_root, 1, distance_mm=20.0)
+    assert len(near) == len(rows) and set(near["row"]) == {"#1", "#4"}
+    merged = near.merge(rows, on=["method", "tasks", "seed", "target", "case", "structure"], suffixes=("", "_rows"))
+    assert np.allclose(merged["dice"], merged["dice_rows"])
+    assert (near["dice_near"] >= near["dice"] - 1e-12).all()  # the ground truth lies inside the near region
+    assert near["remote"].dropna().between(0, 1).all()
+    everywhere = error_breakdown(rows, out, phantom_root, 1, distance_mm=1e6)
+    assert np.allclose(everywhere["dice_near"], everywhere["dice"]) and (everywhere["remote"].dropna() == 0).all()
+    with pytest.raises(DataError, match="predictions file not found"):
+        error_breakdown(rows, out / "elsewhere", phantom_root, 1)
 
 
 def test_broken_results_line_names_file_and_line(tmp_path):
