@@ -134,7 +134,7 @@ class TrainConfig:
 PROFILES: dict[str, TrainConfig] = {
     # seconds: wiring checks and tests
     "smoke": TrainConfig(steps=6, batch_size=4, size=32, base=8, log_every=2, val_every=6, ckpt_every=3),
-    # the book's default: minutes on 2 CPU cores, learns the phantom's anatomy
+    # the book's default: minutes on 2 CPU cores; learns the heart, not yet all of the background (notebook 06)
     "cpu": TrainConfig(steps=300, batch_size=8, size=96, base=16, log_every=10, val_every=100, ckpt_every=100),
     # one GPU: ~3k steps of a base-32 UNet at 256², a few minutes per method
     "gpu": TrainConfig(steps=3000, batch_size=16, size=256, base=32, log_every=50, val_every=500, ckpt_every=500),
