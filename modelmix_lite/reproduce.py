@@ -243,6 +243,13 @@ def data_differs(rows: pd.DataFrame, data_root: str | Path) -> list[str]:
     return sorted({f"{r.method} on {r.tasks}" for r in runs.itertuples() if r.data_fingerprint != current[r.tasks]})
 
 
+def _check_same_data(rows: pd.DataFrame, data_root: str | Path) -> None:
+    """DataError unless every run of ``rows`` was made from ``data_root`` (so its predictions match the images)."""
+    differ = data_differs(rows, data_root)
+    if differ:
+        raise DataError(f"{data_root}: not the data of {', '.join(differ)}; its images do not match the predictions")
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -389,9 +396,9 @@ def trained_elsewhere(out: str | Path, profile: str, entry: Entry, config: Train
     ``best.pt``, and its ``config.json`` records the same method, tasks (in order) and configuration (``device``
     and ``compile`` aside, which do not change what is learned).
     """
-    name = run_dir(out, profile, 0, entry.method, entry.combo, 0).name.removesuffix("__seed0")
+    name = run_dir(out, profile, 0, entry.method, entry.combo, config.seed).name  # the same in every table
     wanted = {k: v for k, v in config_to_dict(config).items() if k not in ("device", "compile")}
-    for other in sorted((Path(out) / profile / "runs").glob(f"table*/{name}__seed{config.seed}")):
+    for other in sorted((Path(out) / profile / "runs").glob(f"table*/{name}")):
         if not ((other / "evaluation.jsonl").is_file() and (other / "best.pt").is_file()):
             continue
         record = json.loads((other / "config.json").read_text())
@@ -756,9 +763,7 @@ def qualitative_inputs(
     rows = rows[rows["seed"] == seed]
     if not len(rows):
         raise DataError(f"rows: no results of Table {spec.number} on {target} with seed {seed}")
-    differ = data_differs(rows, data_root)
-    if differ:
-        raise DataError(f"{data_root}: not the data of {', '.join(differ)}; its images do not match the predictions")
+    _check_same_data(rows, data_root)
     selection = select_cases(rows)
     by_subject = {c.subject: c for c in load_split(target, data_root, spec.split) if c.subject in selection.values()}
     predictions, dice = {}, {}
@@ -838,9 +843,7 @@ def error_breakdown(
     rows = annotate(rows[rows["table"] == spec.number]) if len(rows) else rows
     if not len(rows):
         return pd.DataFrame(columns=columns)
-    differ = data_differs(rows, data_root)
-    if differ:
-        raise DataError(f"{data_root}: not the data of {', '.join(differ)}; its images do not match the predictions")
+    _check_same_data(rows, data_root)
     cases: dict[str, dict[str, Case]] = {}
     out = []
     keys = ["row", "half", "method", "tasks", "seed", "profile"]
