@@ -1,9 +1,9 @@
 """Whole-volume inference, per-case evaluation tables, case selection and prediction export.
 
-Inference mirrors training's slice path (:mod:`modelmix_lite.data.slices`): every Z-slice is normalised,
-centre-padded and resized to ``size × size``; the class probabilities are mapped back to the slice's own
-grid before the argmax, so metrics are computed on the original voxels (as the released ``inference.py``
-does, with its per-slice zoom in place of our pad-and-resize).
+Inference mirrors training's slice path (:mod:`modelmix_lite.data.geometry`): every Z-slice is normalised,
+resampled to the run's ``spacing_mm`` and cut to its centred ``size × size`` window; the class probabilities
+are mapped back to the slice's own grid before the argmax, so metrics are computed on the original voxels
+(as the released ``inference.py`` does, with its per-slice zoom in place of our resample-and-crop).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data.layout import SPLITS, CaseFiles, list_cases
+from .data.layout import SPLITS, CaseFiles, list_cases, split_present
 from .data.nifti import save_nifti
 from .data.readers import Case, load_case, load_split
 from .data.slices import fit_slice, normalize_intensity, restore_probabilities
@@ -45,10 +45,12 @@ def predict_volume(
     batch_size: int = 16,
     device: str | torch.device = "cpu",
     largest_cc: bool = False,
+    spacing_mm: float = 0.0,
 ) -> np.ndarray:
     """Segment a whole volume slice by slice.
 
-    Each slice of ``normalize_intensity(case.image)`` goes through :func:`fit_slice`,
+    Each slice of ``normalize_intensity(case.image)`` goes through :func:`fit_slice` (``size``,
+    ``spacing_mm``: as the model was trained),
     :func:`as_model_input` and the model (eval mode, ``torch.inference_mode``); the softmax is mapped
     back with :func:`restore_probabilities` and the argmax taken on the original grid. The model must
     already be on ``device``; its train/eval mode is restored afterwards.
@@ -66,7 +68,8 @@ def predict_volume(
     if case.image.ndim != 4 or case.image.shape[-1] == 0:
         raise DataError(f"{case.subject}: expected a (C, X, Y, Z) image with Z > 0, got {case.image.shape}")
     volume = normalize_intensity(case.image)
-    fitted = [fit_slice(volume[..., z], size) for z in range(volume.shape[-1])]
+    fitted = [fit_slice(volume[..., z], size, spacing=case.spacing, spacing_mm=spacing_mm)
+              for z in range(volume.shape[-1])]
     geometry = fitted[0][2]  # every slice of a volume shares its (h, w), hence its geometry
     slices = torch.from_numpy(np.stack([image for image, _, _ in fitted]))
     was_training = model.training
@@ -92,8 +95,9 @@ def evaluate_cases(
     largest_cc: bool = False,
     progress: bool = True,
     batch_size: int = 16,
+    spacing_mm: float = 0.0,
 ) -> pd.DataFrame:
-    """Predict and score every case against its ground truth.
+    """Predict and score every case against its ground truth (``size``, ``spacing_mm``: :func:`predict_volume`).
 
     Returns:
         One row per (case, structure): ``case, structure, dice, hd, hd95`` (see :func:`metrics.summarize`).
@@ -105,7 +109,7 @@ def evaluate_cases(
             raise DataError(f"{case.subject}: a {case.task} case cannot be evaluated as task {spec.name}")
         if case.label is None:
             raise DataError(f"{case.subject}: no ground-truth label to evaluate against")
-        pred = predict_volume(model, case, size, batch_size, device, largest_cc)
+        pred = predict_volume(model, case, size, batch_size, device, largest_cc, spacing_mm)
         for structure, values in evaluate_volume(pred, case.label, spec, case.spacing).items():
             rows.append({"case": case.subject, "structure": structure, **values})
     return pd.DataFrame(rows, columns=["case", "structure", "dice", "hd", "hd95"])
@@ -161,16 +165,16 @@ def _read_json(path: Path) -> dict:
 def data_fingerprint(root: str | Path, tasks: Sequence[str]) -> str:
     """SHA-256 (first 16 hex digits) of all the data that runs on ``tasks`` read from ``root``.
 
-    Every file of every split (:func:`~modelmix_lite.data.layout.list_cases`) contributes its task, split,
-    subject, file name and bytes, so the fingerprint changes when a file is added, removed, re-paired or
-    edited, and not when the data root is moved.
+    Every file of every split present (:func:`~modelmix_lite.data.layout.list_cases`) contributes its task,
+    split, subject, file name and bytes, so the fingerprint changes when a file is added, removed, re-paired or
+    edited, and not when the data root is moved. A split that is absent (the real ACDC test set) adds nothing.
 
     Raises:
         DataError: a task's dataset or one of its splits is missing or malformed.
     """
     digest = hashlib.sha256()
     for task in tasks:
-        for split in SPLITS:
+        for split in (s for s in SPLITS if split_present(task, root, s)):
             for files in list_cases(task, root, split):
                 for path in (*files.images, files.label, files.scribble):
                     if path is not None:
@@ -194,6 +198,19 @@ def finished_run(run_dir: str | Path, record: Mapping, fingerprint: str) -> bool
         return False
     same_config = _read_json(run / "config.json") == json.loads(json.dumps(record))
     return same_config and _read_json(run / RUN_PROVENANCE).get("data_fingerprint") == fingerprint
+
+
+def run_geometry(run_dir: str | Path, record: Mapping) -> dict[str, float]:
+    """``{"size", "spacing_mm"}`` of a run's ``config.json`` record: the slice geometry to predict with.
+
+    Raises:
+        ConfigError: a run recorded before slices had a physical pixel size (no ``spacing_mm``).
+    """
+    config = record["config"]
+    if "spacing_mm" not in config:
+        raise ConfigError(f"{Path(run_dir) / 'config.json'}: recorded by modelmix_lite < 0.2 (no spacing_mm: "
+                          "slices were fitted differently then); retrain the run")
+    return {"size": config["size"], "spacing_mm": config["spacing_mm"]}
 
 
 def load_run_models(
@@ -259,7 +276,8 @@ def evaluate_run(
             problem = f"{len(unlabeled)} of {len(cases)} cases lack ground truth (e.g. {unlabeled[0]})" if cases \
                 else "no cases"
             raise DataError(f"{data_root}: {task} {split} split: {problem}; evaluate another split")
-        rows = evaluate_cases(models.models[task], cases, task, record["config"]["size"], device, largest_cc, progress)
+        rows = evaluate_cases(models.models[task], cases, task, device=device, largest_cc=largest_cc,
+                              progress=progress, **run_geometry(run, record))
         frames.append(rows.assign(method=record["method"], task=task))
     return pd.concat(frames, ignore_index=True)[["method", "task", "case", "structure", *METRICS]]
 
@@ -330,9 +348,9 @@ def predict_run(
     else:
         cases = load_split(task, data_root, split)
     model = load_run_models(run, checkpoint, device).models[task]
-    size = record["config"]["size"]
+    geometry = run_geometry(run, record)
     return [
-        write_prediction(case, predict_volume(model, case, size, device=device, largest_cc=largest_cc),
+        write_prediction(case, predict_volume(model, case, device=device, largest_cc=largest_cc, **geometry),
                          Path(out_dir) / f"{case.subject}_pred.nii.gz")
         for case in cases
     ]

@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 
 from .data.readers import Case, load_split
 from .errors import ConfigError, DataError
-from .evaluate import data_fingerprint, load_run_models, predict_volume, select_cases
+from .evaluate import data_fingerprint, load_run_models, predict_volume, run_geometry, select_cases
 from .methods import METHODS
 from .metrics import errors_by_distance, evaluate_volume, format_mean_std, summarize
 from .paper_results import published, table_structures
@@ -154,13 +154,36 @@ TABLES: dict[int, TableSpec] = {
 }
 """Paper table number -> what it trains and scores (see the module docstring)."""
 
+REAL_TABLES: dict[int, TableSpec] = {
+    1: TableSpec(1, "val", tuple(
+        Entry(method, method, ("mscmr", "acdc"), ("mscmr", "acdc"), "modelmix" if method == "#4" else "baseline")
+        for method in ("#1", "#2", "#3", "#4", "#5")
+    )),
+    2: TableSpec(2, "test", (
+        *(entry for entry in TABLES[2].entries if entry.role == "baseline"),
+        _modelmix("ModelMix w/ ACDC", ("mscmr", "acdc"), "mscmr"),
+    )),
+}
+"""The tables on the public data (``--real``): no MyoPS image is public, so Table 1 pairs MSCMRseg (LGE) with
+ACDC (bSSFP), scored on both validation splits, and Table 2's ModelMix mixes MSCMRseg with ACDC (it is Table 1's
+#4 run, scored on the MSCMRseg test split). Table 3 (target MyoPS) stays phantom-only, and FullSup-UNet is left
+out: the only real ground truth of the training tasks is in the validation and test splits."""
 
-def get_table(table: int | str) -> TableSpec:
-    """The spec of Table ``table``; :class:`ConfigError` for anything but 1, 2, 3."""
+
+def get_table(table: int | str, real: bool = False) -> TableSpec:
+    """The spec of Table ``table`` (``real``: of :data:`REAL_TABLES`); :class:`ConfigError` for another number."""
+    tables = REAL_TABLES if real else TABLES
     try:
-        return TABLES[int(table)]
+        return tables[int(table)]
     except (KeyError, ValueError, TypeError):
-        raise ConfigError(f"--table: expected 1, 2 or 3, got {table!r}") from None
+        numbers = ", ".join(map(str, tables))
+        numbers = " or ".join(numbers.rsplit(", ", 1))
+        raise ConfigError(f"--table: expected {numbers}{' with --real' if real else ''}, got {table!r}") from None
+
+
+def sweep_folder(profile: str, real: bool = False) -> str:
+    """The folder of a sweep under the results root: ``<profile>`` (phantom) or ``<profile>-real``."""
+    return f"{profile}-real" if real else profile
 
 
 def default_seeds(profile: str) -> tuple[int, ...]:
@@ -190,14 +213,14 @@ def _canonical_method(name: str) -> str:
 
 
 def select_entries(
-    table: int, methods: Iterable[str] | None = None, combos: Iterable[str] | None = None
+    table: int, methods: Iterable[str] | None = None, combos: Iterable[str] | None = None, real: bool = False
 ) -> list[Entry]:
     """The rows of Table ``table`` whose method is in ``methods`` and task combination in ``combos`` (None: all).
 
     Raises:
         ConfigError: on a method or combination the table does not have, or when nothing is left.
     """
-    spec = get_table(table)
+    spec = get_table(table, real)
     entries = list(spec.entries)
     for option, wanted, key in (("--methods", methods, "method"), ("--combos", combos, "combo")):
         if wanted is None:
@@ -332,7 +355,7 @@ def score_run(
                 raise DataError(f"{case.files.images[0]}: no ground truth to score {target} {split} against")
             if case.subject in predictions:
                 raise DataError(f"{case.files.images[0]}: case name {case.subject!r} occurs in two targets")
-            pred = predict_volume(models.models[target], case, record["config"]["size"], device=device)
+            pred = predict_volume(models.models[target], case, device=device, **run_geometry(run, record))
             predictions[case.subject] = pred
             for structure, values in evaluate_volume(pred, case.label, target, case.spacing).items():
                 rows.append({"target": target, "case": case.subject, "structure": structure, **values})
@@ -345,14 +368,15 @@ def _device_name(device: str) -> str:
 
 
 def _run_one(
-    spec: TableSpec, entry: Entry, seed: int, profile: str, root: Path, out: Path, keep_checkpoints: bool
+    spec: TableSpec, entry: Entry, seed: int, profile: str, root: Path, out: Path, keep_checkpoints: bool,
+    folder: str,
 ) -> tuple[pd.DataFrame, str]:
     """Train (or resume) and score one run; return its result rows and what was done.
 
     ``evaluation.jsonl`` is written after the final checkpoint and the scores, so a run that has it is done (even
     when its checkpoints were not kept): its rows are returned as they are.
     """
-    run = run_dir(out, profile, spec.number, entry.method, entry.combo, seed)
+    run = run_dir(out, folder, spec.number, entry.method, entry.combo, seed)
     evaluation = run / "evaluation.jsonl"
     if evaluation.is_file():
         rows = load_results(evaluation)
@@ -362,7 +386,7 @@ def _run_one(
     config = resolve_config(profile, {"seed": str(seed)})
     resume = (run / "last.pt").is_file()
     tick = time.perf_counter()
-    source = None if resume else trained_elsewhere(out, profile, entry, config)
+    source = None if resume else trained_elsewhere(out, folder, entry, config)
     if source is None:
         train(config, root, run, entry.method, entry.tasks, overwrite=not resume, resume=resume, progress=False)
     else:
@@ -436,6 +460,7 @@ def run_table(
     progress: bool = True,
     combos: Iterable[str] | None = None,
     keep_checkpoints: bool = True,
+    real: bool = False,
 ) -> Path:
     """Train and score every row of Table ``table`` for every seed; return the results file.
 
@@ -450,22 +475,24 @@ def run_table(
         methods, combos: restrict the sweep to these methods (``"#4"``, ``"ablation4"``, ``"pce"``...) and task
             combinations (``"myops+mscmr"``).
         keep_checkpoints: False deletes a run's ``*.pt`` once it is scored (its rows and predictions stay).
+        real: sweep :data:`REAL_TABLES` (the public data) into ``out_dir/<profile>-real/``.
 
     Raises:
         ConfigError: an unknown table, profile, method or combination.
         DataError: unreadable data, or a results file made from other data (:func:`data_differs`).
     """
-    spec = get_table(table)
+    spec = get_table(table, real)
+    folder = sweep_folder(profile, real)
     seeds = tuple(default_seeds(profile) if seeds is None else seeds)
-    entries = select_entries(spec.number, methods, combos)
+    entries = select_entries(spec.number, methods, combos, real)
     root, out = Path(data_root), Path(out_dir)
-    results = results_path(out, profile, spec.number)
+    results = results_path(out, folder, spec.number)
     results.parent.mkdir(parents=True, exist_ok=True)
     recorded = _recorded_runs(results, root)
     jobs = [(entry, seed) for entry in entries for seed in seeds]
     bar = tqdm(jobs, desc=f"Table {spec.number} ({profile})", disable=not progress)
     for entry, seed in bar:
-        name = run_dir(out, profile, spec.number, entry.method, entry.combo, seed).name
+        name = run_dir(out, folder, spec.number, entry.method, entry.combo, seed).name
         bar.set_postfix_str(name)
         if entry.method not in METHODS:
             warnings.warn(f"Table {spec.number}: {entry.row} ({entry.method!r}) is not implemented; skipped",
@@ -474,11 +501,11 @@ def run_table(
         elif (entry.method, entry.combo, seed) in recorded:
             status = "recorded"
         else:
-            rows, status = _run_one(spec, entry, seed, profile, root, out, keep_checkpoints)
+            rows, status = _run_one(spec, entry, seed, profile, root, out, keep_checkpoints, folder)
             with open(results, "a") as f:
                 f.write(_jsonl(rows))
         record = {"row": entry.row, "method": entry.method, "tasks": entry.combo, "seed": seed, "status": status}
-        _update_status(out / profile / "sweep.json", spec.number, name, record)
+        _update_status(out / folder / "sweep.json", spec.number, name, record)
     return results
 
 
@@ -493,7 +520,8 @@ def annotate(rows: pd.DataFrame) -> pd.DataFrame:
     Raises:
         DataError: a (table, method, tasks) that no table spec has.
     """
-    lookup = {(spec.number, e.method, e.combo): e for spec in TABLES.values() for e in spec.entries}
+    lookup = {(spec.number, e.method, e.combo): e
+              for tables in (TABLES, REAL_TABLES) for spec in tables.values() for e in spec.entries}
     keys = list(zip(rows["table"].astype(int), rows["method"], rows["tasks"]))
     unknown = sorted({k for k in keys if k not in lookup})
     if unknown:
@@ -540,7 +568,7 @@ def comparison_table(rows: pd.DataFrame, table: int, metric: str = "dice", half:
         has no number (a row not run, or a metric the paper does not report).
     """
     spec = get_table(table)
-    halves = ["myops+mscmr", "myops+acdc"] if spec.number == 1 else [""]
+    halves = list(dict.fromkeys(e.combo for e in spec.entries)) if spec.number == 1 else [""]
     if half not in halves:
         raise ConfigError(f"half: Table {spec.number} has {' and '.join(map(repr, halves))}, not {half!r}")
     if metric not in ("dice", "hd"):
@@ -893,17 +921,25 @@ def main_reproduce(argv: Sequence[str]) -> int:
     parser.add_argument("--methods", nargs="+", default=None,
                         help="only these methods, e.g. ablation1 ablation4 pce (#N may be spelled ablationN)")
     parser.add_argument("--combos", nargs="+", default=None, help="only these task combinations, e.g. myops+mscmr")
+    parser.add_argument("--real", action="store_true",
+                        help="the tables on the public data (ACDC + MSCMRseg; results in OUT/PROFILE-real/)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(list(argv))
-    spec = get_table(args.table)
+    spec = get_table(args.table, args.real)
     seeds = None if args.seeds is None else parse_seeds(args.seeds)
-    path = run_table(spec.number, args.profile, args.data, args.out, seeds, args.methods, not args.quiet, args.combos)
+    path = run_table(spec.number, args.profile, args.data, args.out, seeds, args.methods, not args.quiet, args.combos,
+                     real=args.real)
     if not path.is_file():
         print(f"results: none (every run of Table {spec.number} was skipped; see {path.parent / 'sweep.json'})")
         return 0
     rows = load_results(path)
     print(f"results: {path} ({len(rows)} rows)")
-    halves = ["myops+mscmr", "myops+acdc"] if spec.number == 1 else [""]
+    if args.real:  # the paper has no numbers for these pairings: ours only
+        summary = summarize_results(rows)
+        with pd.option_context("display.width", 250, "display.max_columns", 40):
+            print(summary.pivot_table(index="row", columns=["target", "structure"], values="dice_mean").round(3))
+        return 0
+    halves = list(dict.fromkeys(e.combo for e in spec.entries)) if spec.number == 1 else [""]
     with pd.option_context("display.width", 250, "display.max_columns", 40):
         for half in halves:
             print(f"\nTable {spec.number} {half} Dice, ours vs paper:")

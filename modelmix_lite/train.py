@@ -76,9 +76,15 @@ class TrainConfig:
         unlabeled_fraction: share of each batch drawn from unlabeled slices, for methods with an
             unsupervised term (the paper does not give the ratio).
         size: network input side ``S`` (paper: 256).
+        spacing_mm: in-plane pixel size every slice is resampled to before the centred ``size × size``
+            window is cut (:func:`~modelmix_lite.data.geometry.fit_slice`); the field of view is
+            ``size × spacing_mm`` mm. ``0`` keeps each scanner's native resolution, as the released code.
         base: channels of the first UNet block (paper / released code: 64).
         norm: ``"batch"`` or ``"none"`` (no BatchNorm: DDP then equals one process on the global batch).
         lr, weight_decay: Adam (paper: lr 1e-3; the released code: 1e-4 and 5e-4).
+        lr_schedule: ``"constant"`` (paper and released code: no schedule) or ``"cosine"``: linear warm-up
+            over ``warmup_steps``, then a cosine decay to ``final_lr_ratio × lr`` at the last step
+            (:func:`learning_rate`).
         n_scribbled: scribble-annotated subjects per task (paper §3.1: 5).
         augment: random rotation / flips / crop-zoom of every training batch (§3.1).
         log_every: steps between log rows (and non-finite checks).
@@ -97,10 +103,14 @@ class TrainConfig:
     batch_size: int = 8
     unlabeled_fraction: float = 0.5
     size: int = 96
+    spacing_mm: float = 0.0
     base: int = 16
     norm: str = "batch"
     lr: float = 1e-3
     weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    final_lr_ratio: float = 0.01
     n_scribbled: int = 5
     augment: bool = True
     log_every: int = 10
@@ -118,7 +128,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)!r}")
-        for name in ("epochs", "val_every", "weight_decay"):
+        for name in ("epochs", "val_every", "weight_decay", "spacing_mm", "warmup_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)!r}")
         if not self.lr > 0:
@@ -129,18 +139,58 @@ class TrainConfig:
             raise ConfigError(f"unlabeled_fraction: must be in [0, 1), got {self.unlabeled_fraction!r}")
         if self.norm not in ("batch", "none"):
             raise ConfigError(f"norm: {self.norm!r} is not one of 'batch', 'none'")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule: {self.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
+        if not 0.0 <= self.final_lr_ratio <= 1.0:
+            raise ConfigError(f"final_lr_ratio: must be in [0, 1], got {self.final_lr_ratio!r}")
 
+    @property
+    def fov_mm(self) -> float | None:
+        """The field of view of a training slice in mm (None at native resolution: it varies by scanner)."""
+        return self.size * self.spacing_mm if self.spacing_mm else None
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(step: int, total: int, config: TrainConfig) -> float:
+    """The learning rate of optimizer step ``step`` (0-based) of ``total``.
+
+    ``"cosine"``: ``lr · (step + 1) / warmup_steps`` during the warm-up, then
+    ``lr · (r + (1 - r) · (1 + cos(π t)) / 2)`` with ``t`` going from 0 to 1 over the remaining steps and
+    ``r = final_lr_ratio``. ``"constant"``: ``lr``. A pure function of the step, so a resumed run follows
+    the same schedule without any scheduler state.
+    """
+    if config.lr_schedule == "constant":
+        return config.lr
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    span = max(1, total - config.warmup_steps - 1)
+    t = min(1.0, (step - config.warmup_steps) / span)
+    ratio = config.final_lr_ratio
+    return config.lr * (ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+FOV_MM = 224.0
+"""The field of view of the cpu and gpu profiles: every checked real heart lies within ±112 mm of the image centre."""
 
 PROFILES: dict[str, TrainConfig] = {
     # seconds: wiring checks and tests
-    "smoke": TrainConfig(steps=6, batch_size=4, size=32, base=8, log_every=2, val_every=6, ckpt_every=3),
-    # the book's default: minutes on 2 CPU cores; learns the heart, not yet all of the background (notebook 06)
-    "cpu": TrainConfig(steps=300, batch_size=8, size=96, base=16, log_every=10, val_every=100, ckpt_every=100),
-    # one GPU: ~3k steps of a base-32 UNet at 256², a few minutes per method
-    "gpu": TrainConfig(steps=3000, batch_size=16, size=256, base=32, log_every=50, val_every=500, ckpt_every=500),
-    # paper §3.1: Adam 1e-3, batch 16, 256×256, 1000 epochs, a base-64 UNet
-    "paper": TrainConfig(epochs=1000, batch_size=16, size=256, base=64, log_every=100, val_every=2000,
-                         ckpt_every=2000),
+    "smoke": TrainConfig(steps=6, batch_size=4, size=32, spacing_mm=FOV_MM / 32, base=8, log_every=2, val_every=6,
+                         ckpt_every=3),
+    # the book's default: minutes on 2 CPU cores
+    "cpu": TrainConfig(steps=300, batch_size=8, size=96, spacing_mm=FOV_MM / 96, base=16, lr_schedule="cosine",
+                       warmup_steps=30, log_every=10, val_every=100, ckpt_every=100),
+    # recorded real-data results on CPU: at most ~45 min per ModelMix run on 2 cores (two runs side by side)
+    "cpu_long": TrainConfig(steps=500, batch_size=8, size=96, spacing_mm=FOV_MM / 96, base=16,
+                            lr_schedule="cosine", warmup_steps=50, log_every=10, val_every=100, ckpt_every=50),
+    # one GPU: ~3k steps of a base-32 UNet at 256² (0.875 mm per pixel), a few minutes per method
+    "gpu": TrainConfig(steps=3000, batch_size=16, size=256, spacing_mm=FOV_MM / 256, base=32, lr_schedule="cosine",
+                       warmup_steps=150, log_every=50, val_every=500, ckpt_every=500),
+    # paper §3.1: Adam 1e-3, batch 16, 256×256, 1000 epochs, a base-64 UNet; native resolution, centre crop
+    # or pad to 256 (the released code; the paper's "resized to 256 × 256" is not what the code does)
+    "paper": TrainConfig(epochs=1000, batch_size=16, size=256, spacing_mm=0.0, base=64, log_every=100,
+                         val_every=2000, ckpt_every=2000),
 }
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
@@ -452,11 +502,13 @@ def _load_task_data(
     subjects = [f.subject for f in train_files]
     if method.target == "label":
         split = {"labelled": subjects, "unlabeled": []}
-        dataset = cached_slice_dataset(train_files, cache_dir, config.size, target="label")
+        dataset = cached_slice_dataset(train_files, cache_dir, config.size, target="label",
+                                       spacing_mm=config.spacing_mm)
     else:
         scribbled, unlabeled = few_scribble_split(subjects, config.n_scribbled, config.seed)
         split = {"scribbled": scribbled, "unlabeled": unlabeled}
-        dataset = cached_slice_dataset(train_files, cache_dir, config.size, "scribble", scribbled)
+        dataset = cached_slice_dataset(train_files, cache_dir, config.size, "scribble", scribbled,
+                                       spacing_mm=config.spacing_mm)
     n_unlabeled = round(config.batch_size * config.unlabeled_fraction) if method.uses_unlabeled else 0
     if config.batch_size - n_unlabeled < 1:
         raise ConfigError(f"batch_size: {config.batch_size} leaves no scribbled slice after unlabeled_fraction")
@@ -636,7 +688,8 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 _RESUME_FREE = ("steps", "epochs", "log_every", "val_every", "ckpt_every", "device", "compile")
-"""Fields a resumed run may change: they do not alter the trajectory of the parameters."""
+"""Fields a resumed run may change: they do not alter the trajectory of the parameters (``steps`` and ``epochs``
+only with the constant learning rate: the cosine schedule depends on the run's length)."""
 
 
 def _check_run_dir(out: Path, config: TrainConfig, method: str, tasks: list[str], overwrite: bool,
@@ -653,7 +706,8 @@ def _check_run_dir(out: Path, config: TrainConfig, method: str, tasks: list[str]
                 f"not {method} on {','.join(tasks)}"
             )
         old, new = recorded["config"], config_to_dict(config)
-        changed = [k for k in new if k not in _RESUME_FREE and old.get(k) != new[k]]
+        free = _RESUME_FREE if config.lr_schedule == "constant" else _RESUME_FREE[2:]  # the decay needs the length
+        changed = [k for k in new if k not in free and old.get(k) != new[k]]
         if changed:
             raise ConfigError(f"{out}: cannot resume with changed {', '.join(changed)} (see config.json)")
     elif exists:
@@ -678,7 +732,8 @@ def _validate(objective: ModelMixObjective, data: Mapping[str, TaskData], config
     """Mean 3-D Dice over the validation cases and structures of each task, and ``val_dice``, their mean."""
     result = {}
     for task, td in data.items():
-        rows = evaluate_cases(objective.models.models[task], td.val_cases, task, config.size, device, progress=False)
+        rows = evaluate_cases(objective.models.models[task], td.val_cases, task, config.size, device, progress=False,
+                              spacing_mm=config.spacing_mm)
         result[f"val_{task}"] = float(rows["dice"].mean())
     result["val_dice"] = float(np.mean(list(result.values())))
     return result
@@ -697,7 +752,8 @@ def build_objective(
                           config.norm, config.core.identical_init, method.shared_encoder,
                           torch.Generator().manual_seed(config.seed), aux_decoder=method.aux_decoder)
     seed = _derive_seed(config.seed, _OBJECTIVE, rank)
-    objective = ModelMixObjective(models, method, config.core, seed, config.compile, priors).to(device)
+    core = config.core.with_physical_cutout(config.fov_mm)
+    objective = ModelMixObjective(models, method, core, seed, config.compile, priors).to(device)
     if config.channels_last and device.type == "cuda":
         objective.to(memory_format=torch.channels_last)
     return objective
@@ -820,6 +876,8 @@ def train(
             loss, terms = net(batches)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, steps, config)
         optimizer.step()
         step += 1
         if meter is None:

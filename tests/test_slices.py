@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from modelmix_lite.data import geometry as slices_geometry
 from modelmix_lite.data import slices
 from modelmix_lite.data.layout import list_cases
 from modelmix_lite.data.phantom import generate_phantom
@@ -78,16 +79,16 @@ def test_normalize_constant_slice_is_zero_and_errors():
 
 
 @pytest.mark.parametrize("h, w", [(216, 256), (256, 216), (480, 480), (7, 12)])
-def test_fit_then_restore_is_exact_when_size_is_the_padded_side(h, w):
+def test_fit_then_restore_is_exact_at_native_resolution_when_size_is_the_padded_side(h, w):
     rng = np.random.default_rng(0)
     image = rng.random((2, h, w)).astype(np.float32)
     label = rng.integers(0, 4, (h, w)).astype(np.uint8)
     side = max(h, w)
     fitted, (fitted_label,), geometry = fit_slice(image, side, [label], label_fill=UNANNOTATED)
     assert fitted.shape == (2, side, side) and fitted_label.dtype == np.uint8
-    assert (geometry.pad_top, geometry.pad_left) == ((side - h) // 2, (side - w) // 2)
+    assert geometry.resampled == (h, w) and (geometry.top, geometry.left) == ((h - side) // 2, (w - side) // 2)
     padding = np.ones((side, side), bool)
-    padding[geometry.pad_top : geometry.pad_top + h, geometry.pad_left : geometry.pad_left + w] = False
+    padding[-geometry.top : -geometry.top + h, -geometry.left : -geometry.left + w] = False
     assert np.all(fitted_label[padding] == UNANNOTATED) and np.all(fitted[:, padding] == 0)
     restored = restore_probabilities(one_hot(fitted_label, 256), geometry)
     assert restored.shape == (256, h, w)
@@ -95,16 +96,56 @@ def test_fit_then_restore_is_exact_when_size_is_the_padded_side(h, w):
     np.testing.assert_allclose(restore_probabilities(fitted, geometry), image, atol=1e-6)
 
 
-@pytest.mark.parametrize("h, w, size, min_agreement", [(216, 256, 128, 0.99), (480, 480, 256, 0.985)])
-def test_fit_then_restore_is_close_when_resizing(h, w, size, min_agreement):
+def test_fit_resamples_to_the_target_spacing_and_cuts_the_centred_window():
+    # 200 x 160 pixels of 1.0 x 1.5 mm -> 2 mm pixels: 100 x 120, then the centred 64 x 64 window
+    _, _, geometry = fit_slice(np.zeros((1, 200, 160)), 64, spacing=(1.0, 1.5, 8.0), spacing_mm=2.0)
+    assert geometry.resampled == (100, 120) and (geometry.top, geometry.left) == (18, 28)
+    assert geometry.scale == (0.5, 0.75)
+    image = np.zeros((1, 200, 160), np.float32)
+    image[:, 100, 80] = 1.0  # the image centre stays at the window centre
+    fitted, _, _ = fit_slice(image, 64, spacing=(1.0, 1.5, 8.0), spacing_mm=2.0)
+    peak = np.unravel_index(fitted[0].argmax(), fitted[0].shape)
+    assert abs(peak[0] - 32) <= 1 and abs(peak[1] - 32) <= 1
+    with pytest.raises(DataError, match=r"spacing: need two positive in-plane voxel sizes"):
+        fit_slice(np.zeros((1, 8, 8)), 8, spacing=None, spacing_mm=2.0)
+    with pytest.raises(ConfigError, match=r"spacing_mm: must be a finite number >= 0"):
+        fit_slice(np.zeros((1, 8, 8)), 8, spacing=(1, 1, 1), spacing_mm=-1.0)
+
+
+@pytest.mark.parametrize("h, w, spacing, size, min_agreement",
+                         [(216, 256, 1.5, 128, 0.985), (480, 480, 0.75, 256, 0.98)])
+def test_fit_then_restore_is_close_when_resampling(h, w, spacing, size, min_agreement):
     yy, xx = np.mgrid[:h, :w]
     label = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (h / 4) ** 2).astype(np.uint8)  # a disc
     label[: h // 3] += 2 * ((xx[: h // 3] // 20) % 2).astype(np.uint8)  # stripes, 20 px wide
-    _, (fitted_label,), geometry = fit_slice(np.zeros((1, h, w)), size, [label])
-    assert fitted_label.shape == (size, size) and geometry.scale == size / max(h, w)
+    target = spacing * max(h, w) / size  # the whole slice fits the window
+    _, (fitted_label,), geometry = fit_slice(np.zeros((1, h, w)), size, [label], 0, (spacing, spacing), target)
+    assert fitted_label.shape == (size, size)
     restored = restore_probabilities(torch.from_numpy(one_hot(fitted_label, 4))[None], geometry)
     assert isinstance(restored, torch.Tensor) and restored.shape == (1, 4, h, w)
     assert (restored[0].argmax(0).numpy() == label).mean() >= min_agreement
+
+
+def test_restore_marks_what_the_window_cut_away_as_background():
+    label = np.ones((40, 40), np.uint8)
+    _, (fitted_label,), geometry = fit_slice(np.zeros((1, 40, 40)), 16, [label])  # native, centre 16 x 16
+    restored = restore_probabilities(one_hot(fitted_label, 2), geometry).argmax(0)
+    assert (geometry.top, geometry.left) == (12, 12)
+    assert restored[12:28, 12:28].min() == 1 and restored.sum() == 16 * 16
+
+
+def test_resample_labels_keeps_thin_strokes_and_votes_on_ground_truth():
+    scribble = np.full((4, 4), UNANNOTATED, np.uint8)
+    scribble[1, 1] = 2  # one annotated pixel in the top-left 2 x 2 window
+    np.testing.assert_array_equal(slices_geometry.resample_labels(scribble, (2, 2)), [[2, 255], [255, 255]])
+    gt = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [3, 3, 2, 2], [3, 0, 2, 0]], np.uint8)
+    np.testing.assert_array_equal(slices_geometry.resample_labels(gt, (2, 2), fill=0), [[1, 0], [3, 2]])
+    line = np.full((70, 70), UNANNOTATED, np.uint8)
+    line[np.arange(70), np.arange(70)] = 1  # a 1-px diagonal stroke, shrunk 2.33 x
+    kept = slices_geometry.resample_labels(line, (30, 30))
+    assert np.count_nonzero(kept == 1) >= 30  # every coarse pixel on the diagonal keeps it
+    nearest = line[np.round(np.arange(30) * 70 / 30).astype(int)][:, np.round(np.arange(30) * 70 / 30).astype(int)]
+    assert np.count_nonzero(nearest == 1) < np.count_nonzero(kept == 1)
 
 
 def test_fit_slice_errors():

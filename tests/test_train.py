@@ -58,7 +58,7 @@ def test_overrides_are_parsed_to_the_field_types():
 @pytest.mark.parametrize(
     "profile, overrides, message",
     [
-        ("fast", [], r"^--profile: unknown profile 'fast'; known profiles: smoke, cpu, gpu, paper$"),
+        ("fast", [], r"^--profile: unknown profile 'fast'; known profiles: smoke, cpu, cpu_long, gpu, paper$"),
         ("cpu", ["stepz=3"], r"^--set stepz: unknown option; known options: steps, epochs, "),
         ("cpu", ["steps=three"], r"^--set steps=three: expected int$"),
         ("cpu", ["augment=maybe"], r"^--set augment=maybe: expected bool$"),

@@ -13,7 +13,7 @@ import nibabel as nib
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .layout import SPLITS, find_dataset_root, scan_split
+from .layout import SPLITS, find_dataset_root, scan_split, split_present
 from .nifti import load_nifti
 from .readers import Case, load_case
 from .tasks import TASKS, UNANNOTATED, get_task
@@ -82,7 +82,9 @@ def inspect_dataset(task: str, root: str | Path) -> dict:
         "label_values_raw", "label_values", "scribble_values_raw", "scribble_values",
         "scribble_voxels" (per class), "scribble_coverage" (per class: fraction of its GT voxels
         scribbled with that class; None without GT), "scribble_gt_disagreement" (voxels)}},
-        "problems": [str]}``. A split that cannot be scanned is absent and its error is a problem.
+        "absent_splits": [split], "problems": [str]}``. A split whose folder (or MyoPS list) is not there is
+        listed in ``absent_splits``, not a problem (the real ACDC test set is kept back); a split that is there
+        but cannot be scanned is left out of ``splits`` and its error is a problem.
     """
     spec = get_task(task)
     report: dict = {"task": spec.name, "title": spec.title, "root": str(root), "splits": {}, "problems": []}
@@ -91,7 +93,8 @@ def inspect_dataset(task: str, root: str | Path) -> dict:
     except DataError as err:
         report["problems"].append(str(err))
         return report
-    for split in SPLITS:
+    report["absent_splits"] = [split for split in SPLITS if not split_present(task, root, split)]
+    for split in (s for s in SPLITS if s not in report["absent_splits"]):
         try:
             report["splits"][split] = _inspect_split(task, root, split, report["problems"])
         except DataError as err:
@@ -119,6 +122,8 @@ def format_report(report: dict) -> str:
             lines.append(f"    {name:<12} {voxels:>9} scribbled voxels{share}")
         if info["scribble_gt_disagreement"]:
             lines.append(f"    {info['scribble_gt_disagreement']} scribbled voxels disagree with the GT")
+    if report.get("absent_splits"):
+        lines.append(f"\nabsent splits (not in this data root): {', '.join(report['absent_splits'])}")
     problems = report["problems"]
     lines.append(f"\n{len(problems)} problem(s)" + (":" if problems else ""))
     lines += [f"  - {p}" for p in problems]

@@ -276,6 +276,20 @@ def _scan_myops(spec: TaskSpec, dataset: Path, split: str) -> tuple[list[CaseFil
     return cases, problems
 
 
+def split_present(task: str, root: str | Path, split: str) -> bool:
+    """Whether the dataset under ``root`` has ``split`` at all (its images folder, or MyoPS's split list).
+
+    A data root may lack a split (the real ACDC test set is kept back): commands fail on a missing split only
+    when they ask for it. Raises :class:`DataError` when the dataset itself is missing.
+    """
+    spec = get_task(task)
+    _check_split(split)
+    dataset = find_dataset_root(task, root)
+    if spec.name == "myops":
+        return (dataset / (MYOPS_TEST_CSV if split == "test" else MYOPS_LISTS[split])).is_file()
+    return (dataset / SPLIT_FOLDERS[split] / "images").is_dir()
+
+
 def scan_split(task: str, root: str | Path, split: str) -> tuple[list[CaseFiles], list[str]]:
     """Pair the files of one split by subject name, collecting problems instead of raising.
 

@@ -1,8 +1,12 @@
 """The 2-D training data: intensity normalisation, fit-to-network-size and its inverse, the slice dataset.
 
 Paper §3.1: slices are resized to ``256 × 256`` and "the intensity of each slice is scaled to a range
-of 0-1". Here a slice is centre-padded to a square (so the aspect ratio is kept) and then resized;
-:func:`restore_probabilities` undoes both, so predictions land on the original voxel grid.
+of 0-1". The authors' code instead centre-crops or pads at native resolution (reference notes §4). Here a
+slice is resampled in-plane to a target spacing (``spacing_mm``, mm per pixel; ``0`` keeps the native
+resolution, as the code does) and a centred ``size × size`` window is cut or padded from it, so the network
+sees the same physical field of view (``size × spacing_mm`` mm) on every scanner. Scribbles are resampled
+so that their thin strokes survive (:func:`resample_labels`); :func:`restore_probabilities` undoes
+both steps, so predictions land on the original voxel grid.
 
 Building a :class:`SliceDataset` decodes every NIfTI volume of a split; :func:`cached_slice_dataset`
 keeps the result in a cache folder (:func:`default_cache_dir`), so only the first run on a split decodes it.
@@ -21,10 +25,10 @@ from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataError
+from .geometry import SliceGeometry, fit_slice, restore_probabilities  # noqa: F401 (re-exported)
 from .layout import CaseFiles
 from .readers import load_case
 from .tasks import UNANNOTATED, get_task
@@ -42,6 +46,7 @@ class CaseLike(Protocol):
     task: str
     subject: str
     image: np.ndarray  # (C, X, Y, Z) float32
+    spacing: tuple[float, float, float]  # voxel size in mm
     label: np.ndarray | None  # (X, Y, Z) uint8
     scribble: np.ndarray | None  # (X, Y, Z) uint8, UNANNOTATED where unannotated
 
@@ -71,102 +76,6 @@ def normalize_intensity(volume: np.ndarray, low: float = 0.5, high: float = 99.5
     span = clipped.max(axis=(1, 2), keepdims=True) - vmin
     scaled = (clipped - vmin) / np.where(span > 0, span, 1.0)
     return np.where(span > 0, scaled, 0.0).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class SliceGeometry:
-    """How :func:`fit_slice` mapped an ``(h, w)`` slice to ``size × size``.
-
-    The slice sits at ``(pad_top, pad_left)`` in a zero square of side ``max(h, w)``, which is then
-    resized by ``scale = size / side``.
-    """
-
-    height: int
-    width: int
-    pad_top: int
-    pad_left: int
-    side: int
-    size: int
-
-    @property
-    def scale(self) -> float:
-        return self.size / self.side
-
-    @property
-    def window(self) -> tuple[slice, slice]:
-        """Where the original slice lies in the padded square."""
-        return slice(self.pad_top, self.pad_top + self.height), slice(self.pad_left, self.pad_left + self.width)
-
-
-def _resize(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
-    """Resize the last two dims of ``(..., H, W)`` to ``size × size`` (anti-aliased when shrinking)."""
-    lead = x.shape[:-2]
-    flat = x.reshape(-1, 1, *x.shape[-2:]).float()
-    if mode == "nearest":
-        out = F.interpolate(flat, size=(size, size), mode="nearest-exact")
-    else:
-        out = F.interpolate(flat, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return out.reshape(*lead, size, size)
-
-
-def _pad_square(x: np.ndarray, geometry: SliceGeometry, fill: float) -> np.ndarray:
-    """Centre ``(..., h, w)`` in a ``(..., side, side)`` array filled with ``fill``."""
-    out = np.full((*x.shape[:-2], geometry.side, geometry.side), fill, dtype=x.dtype)
-    out[(..., *geometry.window)] = x
-    return out
-
-
-def fit_slice(
-    image: np.ndarray, size: int, labels: Sequence[np.ndarray] = (), label_fill: int = 0
-) -> tuple[np.ndarray, list[np.ndarray], SliceGeometry]:
-    """Centre-pad a slice to a square of side ``max(h, w)`` and resize it to ``size × size``.
-
-    The image is padded with 0 and resized bilinearly (anti-aliased when shrinking); labels are padded
-    with ``label_fill`` and resized by nearest neighbour. Use ``label_fill=0`` for complete ground truth
-    (padding is background) and ``UNANNOTATED`` for scribbles (padding is not annotated).
-
-    Args:
-        image: ``(C, h, w)``.
-        size: network input side ``S``.
-        labels: ``(h, w)`` integer maps fitted with the same geometry.
-
-    Returns:
-        ``(C, S, S)`` float32 image, the ``(S, S)`` labels (input dtype), and the :class:`SliceGeometry`.
-    """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ConfigError(f"size: expected a positive int, got {size!r}")
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 3:
-        raise DataError(f"image: expected shape (C, h, w), got {image.shape}")
-    h, w = image.shape[1:]
-    for label in labels:
-        if label.shape != (h, w):
-            raise DataError(f"labels: shape {label.shape} does not match the image slice {(h, w)}")
-    side = max(h, w)
-    geometry = SliceGeometry(h, w, (side - h) // 2, (side - w) // 2, side, size)
-    fitted_image = _resize(torch.from_numpy(_pad_square(image, geometry, 0.0)), size, "bilinear").numpy()
-    fitted_labels = [
-        _resize(torch.from_numpy(_pad_square(label, geometry, label_fill)), size, "nearest").numpy().astype(label.dtype)
-        for label in labels
-    ]
-    return fitted_image, fitted_labels, geometry
-
-
-def restore_probabilities(prob: torch.Tensor | np.ndarray, geometry: SliceGeometry) -> torch.Tensor | np.ndarray:
-    """Invert :func:`fit_slice` on class probabilities: resize ``S → side`` (bilinear), remove the padding.
-
-    Args:
-        prob: ``(..., S, S)``, e.g. ``(K, S, S)`` or ``(B, K, S, S)``; a tensor or an array.
-
-    Returns:
-        ``(..., h, w)`` of the same kind (tensor stays on its device; arrays come back float32).
-    """
-    if tuple(prob.shape[-2:]) != (geometry.size, geometry.size):
-        raise DataError(f"prob: expected trailing dims {(geometry.size, geometry.size)}, got {tuple(prob.shape)}")
-    as_tensor = torch.as_tensor(prob)
-    square = _resize(as_tensor, geometry.side, "bilinear")
-    out = square[(..., *geometry.window)]
-    return out if isinstance(prob, torch.Tensor) else out.numpy()
 
 
 def few_scribble_split(subjects: Sequence[str], n_scribbled: int = 5, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -207,16 +116,16 @@ def _volume_target(case: CaseLike, target: str, annotated: bool) -> tuple[np.nda
 
 def _settings(
     task: str, subjects: Sequence[str], size: int, target: str, scribbled_subjects: Sequence[str] | None,
-    low: float, high: float,
+    low: float, high: float, spacing_mm: float,
 ) -> dict:
     """What a :class:`SliceDataset` is built from besides the volumes (its ``meta`` without ``shapes``)."""
     scribbled = subjects if scribbled_subjects is None else scribbled_subjects
-    return {"task": task, "subjects": list(subjects), "size": size, "target": target,
-            "scribbled_subjects": sorted(set(scribbled)), "low": low, "high": high}
+    return {"task": task, "subjects": list(subjects), "size": size, "spacing_mm": float(spacing_mm),
+            "target": target, "scribbled_subjects": sorted(set(scribbled)), "low": low, "high": high}
 
 
 class SliceDataset(Dataset):
-    """All Z-slices of a list of cases, normalised and fitted to ``size × size`` once, kept in memory.
+    """All Z-slices of a list of cases, normalised and fitted to ``size × size`` (:func:`fit_slice`) once, in memory.
 
     Attributes:
         images: ``(N, C, S, S)`` float32 in ``[0, 1]``.
@@ -238,12 +147,15 @@ class SliceDataset(Dataset):
         scribbled_subjects: Sequence[str] | None = None,
         low: float = 0.5,
         high: float = 99.5,
+        spacing_mm: float = 0.0,
     ) -> None:
         """Build from loaded cases of one task.
 
         Args:
-            cases: objects with ``task, subject, image (C, X, Y, Z), label, scribble`` (``readers.Case``).
+            cases: objects with ``task, subject, image (C, X, Y, Z), spacing, label, scribble``
+                (``readers.Case``).
             size: network input side ``S``.
+            spacing_mm: in-plane pixel size the slices are resampled to (``0``: native resolution).
             target: ``"scribble"``, ``"label"`` (full ground truth, FullSup) or ``"none"``.
             scribbled_subjects: subjects whose annotation is used (:func:`few_scribble_split`);
                 ``None`` uses every case's.
@@ -259,7 +171,7 @@ class SliceDataset(Dataset):
             raise DataError(f"cases: mixed tasks {tasks}")
         if len(set(subjects)) != len(subjects):
             raise DataError(f"cases: repeated subjects {sorted({s for s in subjects if subjects.count(s) > 1})}")
-        settings = _settings(tasks[0], subjects, size, target, scribbled_subjects, low, high)
+        settings = _settings(tasks[0], subjects, size, target, scribbled_subjects, low, high, spacing_mm)
         annotated_subjects = set(settings["scribbled_subjects"])
         unknown = sorted(annotated_subjects - set(subjects))
         if unknown:
@@ -273,7 +185,8 @@ class SliceDataset(Dataset):
             volume = normalize_intensity(case.image, low, high)
             labels, fill = _volume_target(case, target, case.subject in annotated_subjects)
             for z in range(volume.shape[-1]):
-                image, (label,), _ = fit_slice(volume[..., z], size, [labels[..., z]], fill)
+                image, (label,), _ = fit_slice(volume[..., z], size, [labels[..., z]], fill,
+                                               getattr(case, "spacing", None), spacing_mm)
                 images.append(image)
                 targets.append(label)
                 case_index.append(index)
@@ -307,7 +220,7 @@ class SliceDataset(Dataset):
 
     def fingerprint(self) -> str:
         """A hash of the task, subjects, volume shapes and settings: the cache key of this dataset."""
-        text = json.dumps({"version": 1, **self.meta}, sort_keys=True)
+        text = json.dumps({"version": 2, **self.meta}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def save_cache(self, path: str | Path) -> None:
@@ -354,7 +267,7 @@ def _source_key(files: Sequence[CaseFiles], settings: dict) -> str:
         for path in (*f.images, f.label, f.scribble)
         if path is not None
     ]
-    text = json.dumps({"version": 1, **settings, "sources": sources}, sort_keys=True)
+    text = json.dumps({"version": 2, **settings, "sources": sources}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -366,6 +279,7 @@ def cached_slice_dataset(
     scribbled_subjects: Sequence[str] | None = None,
     low: float = 0.5,
     high: float = 99.5,
+    spacing_mm: float = 0.0,
 ) -> SliceDataset:
     """The :class:`SliceDataset` of the cases ``files``, from ``cache_dir`` if it is there, else built and saved there.
 
@@ -379,14 +293,15 @@ def cached_slice_dataset(
     Args:
         files: the cases of one task (``layout.list_cases``), read with ``readers.load_case`` on a miss.
         cache_dir: the cache folder, created when needed (None: :func:`default_cache_dir`).
-        size, target, scribbled_subjects, low, high: as for :class:`SliceDataset`.
+        size, target, scribbled_subjects, low, high, spacing_mm: as for :class:`SliceDataset`.
 
     Raises:
         DataError: no files, an unreadable cache file, or one whose settings differ from its key's.
     """
     if not files:
         raise DataError("files: no cases to build a slice dataset from")
-    settings = _settings(files[0].task, [f.subject for f in files], size, target, scribbled_subjects, low, high)
+    settings = _settings(files[0].task, [f.subject for f in files], size, target, scribbled_subjects, low, high,
+                         spacing_mm)
     folder = default_cache_dir() if cache_dir is None else Path(cache_dir)
     path = folder / f"{settings['task']}-{_source_key(files, settings)}.npz"
     if path.is_file():
@@ -394,7 +309,7 @@ def cached_slice_dataset(
         if {k: dataset.meta.get(k) for k in settings} != settings:
             raise DataError(f"{path}: slice cache holds other settings than its name says; delete it")
         return dataset
-    dataset = SliceDataset([load_case(f) for f in files], size, target, scribbled_subjects, low, high)
+    dataset = SliceDataset([load_case(f) for f in files], size, target, scribbled_subjects, low, high, spacing_mm)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
