@@ -794,6 +794,7 @@ def example_batch(
     n_unlabeled: int = 2,
     n_subjects: int = 5,
     seed: int = 0,
+    spacing_mm: float = 0.0,
 ) -> dict[str, Any]:
     """A fixed batch of ``task``'s training slices, in the form :class:`~modelmix_lite.train.ModelMixObjective` takes.
 
@@ -809,7 +810,7 @@ def example_batch(
     """
     cases = load_split(task, root, "train")
     scribbled, _ = few_scribble_split([c.subject for c in cases], n_subjects, seed)
-    data = SliceDataset(cases, size, "scribble", scribbled)
+    data = SliceDataset(cases, size, "scribble", scribbled, spacing_mm=spacing_mm)
     rng = np.random.default_rng(seed)
     pools = {"scribbled": np.flatnonzero(data.annotated), "unlabeled": np.flatnonzero(~data.annotated)}
     for (kind, pool), n in zip(pools.items(), (n_scribbled, n_unlabeled)):

@@ -237,7 +237,8 @@ for task, (scribbled, unlabeled) in splits.items():
 # beyond the heart), on the fixed [0, 1] grey scale the network receives.
 
 # %%
-datasets = {task: SliceDataset(cases[task]["train"], size=config.size, scribbled_subjects=splits[task][0])
+datasets = {task: SliceDataset(cases[task]["train"], size=config.size, spacing_mm=config.spacing_mm,
+                             scribbled_subjects=splits[task][0])
             for task in tasks}
 for task, dataset in datasets.items():
     model_input = as_model_input(dataset[0]["image"][None])

@@ -64,6 +64,7 @@ from modelmix_lite import tutorial
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.data.slices import SliceDataset
 from modelmix_lite.data.tasks import TASKS, UNANNOTATED
+from modelmix_lite.train import FOV_MM
 from modelmix_lite.losses import invariance_loss
 from modelmix_lite.models import TaskModelSet, UNet, as_model_input
 from modelmix_lite.perturb import (
@@ -105,7 +106,9 @@ for key, value in tutorial.describe_environment().items():
 # From each task we draw a batch of annotated slices.
 
 # %%
-datasets = {task: SliceDataset(load_split(task, root, "train"), size=slice_size, target="scribble") for task in TASKS}
+spacing_mm = FOV_MM / slice_size  # the same 224 mm field of view as the training profiles
+datasets = {task: SliceDataset(load_split(task, root, "train"), size=slice_size, target="scribble", spacing_mm=spacing_mm)
+            for task in TASKS}
 batches = {}
 for task, ds in datasets.items():
     pick = rng.choice(np.flatnonzero(ds.annotated), size=min(batch_size, int(ds.annotated.sum())), replace=False)
@@ -302,7 +305,7 @@ pd.Series(inv, name="L_inv of the batch").to_frame()
 # five augmentations of it, padding in orange.
 
 # %%
-gt = SliceDataset(load_split(task, root, "train"), size=slice_size, target="label")
+gt = SliceDataset(load_split(task, root, "train"), size=slice_size, target="label", spacing_mm=spacing_mm)
 i = int(np.flatnonzero(datasets[task].annotated)[len(np.flatnonzero(datasets[task].annotated)) // 2])
 n_aug = 5
 image = torch.from_numpy(datasets[task].images[i]).expand(n_aug, -1, -1, -1)

@@ -83,6 +83,7 @@ from modelmix_lite.mixing import (
     virtual_parameters,
 )
 from modelmix_lite.models import TaskModelSet, as_model_input
+from modelmix_lite.train import FOV_MM
 from modelmix_lite.tutorial import glue, resolve_data_root, resolve_profile
 from modelmix_lite.viz import (
     gradient_norms_by_group,
@@ -98,7 +99,8 @@ from modelmix_lite.viz import (
 
 
 profile = resolve_profile(profile)
-defaults = {"smoke": (4, 32, 5), "cpu": (16, 64, 7), "gpu": (64, 256, 11), "paper": (64, 256, 11)}[profile]
+defaults = {"smoke": (4, 32, 5), "cpu": (16, 64, 7), "cpu_long": (16, 64, 7), "gpu": (64, 256, 11),
+            "paper": (64, 256, 11)}[profile]
 width, slice_size, n_lams = (given or default for given, default in zip((width, slice_size, n_lams), defaults))
 device = torch.device("cuda" if profile in ("gpu", "paper") and torch.cuda.is_available() else "cpu")
 if profile == "smoke":
@@ -133,7 +135,8 @@ with torch.no_grad():  # trained-looking biases and BN affines: b, β ~ N(0, 0.1
 model_set = model_set.to(device).eval()  # eval: no dropout noise in the comparisons
 model_i, model_j = model_set.models[task_i], model_set.models[task_j]
 
-data = SliceDataset(load_split(task_i, root, "train"), size=slice_size, target="scribble")
+data = SliceDataset(load_split(task_i, root, "train"), size=slice_size, target="scribble",
+                    spacing_mm=FOV_MM / slice_size)
 pick = rng.choice(np.flatnonzero(data.annotated), size=batch_size, replace=False)
 x = as_model_input(torch.from_numpy(data.images[pick])).to(device)  # (B, 3, S, S): task i's slices
 y = torch.from_numpy(data.targets[pick]).long().to(device)  # (B, S, S) scribbles, 255 = unannotated

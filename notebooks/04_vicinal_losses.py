@@ -131,7 +131,7 @@ print(f"{run}: {config.size}×{config.size} slices, UNet base {config.base}, {st
 # equation.
 
 # %%
-batches = {task: example_batch(task, root, config.size, seed=seed) for task in tasks}
+batches = {task: example_batch(task, root, config.size, seed=seed, spacing_mm=config.spacing_mm) for task in tasks}
 generator = torch.Generator().manual_seed(seed)  # every random draw below comes from here (or from the seed)
 torch.manual_seed(seed)  # dropout
 layer, lam = mixable_layers(models.models[tasks[0]])[4], 0.5
@@ -139,7 +139,7 @@ values, outputs = {}, {}
 with torch.no_grad():  # values only: the gradients come in sections 2, 4 and 5
     for i, j in task_pairs(tasks, "all"):
         image, target, n = batches[i]["image"], batches[i]["target"], batches[i]["n_scribbled"]
-        cut_side = round(config.core.cutout_size * config.size)
+        cut_side = round(config.core.with_physical_cutout(config.fov_mm).cutout_size * config.size)
         cut = cutout_mask(len(image), config.size, config.size, cut_side, 1.0, generator)
         x, y = apply_cutout(image, cut, target)
         partner = partner_index(len(x), generator)

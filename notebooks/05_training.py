@@ -270,7 +270,8 @@ for task in tasks:
     task_rows = rows[rows["task"] == task]
     by_subject = {case.subject: case for case in load_split(task, root, eval_split)}
     picks = {rank: by_subject[subject] for rank, subject in select_cases(task_rows).items()}
-    predictions = {label: {case.subject: predict_volume(model.models[task], case, config.size, device=device)
+    predictions = {label: {case.subject: predict_volume(model.models[task], case, config.size, device=device,
+                                                      spacing_mm=config.spacing_mm)
                            for case in picks.values()} for label, model in models.items()}
     viz.plot_qualitative(picks, predictions, {label: per_volume[task, label].to_dict() for label in models})
     plt.show()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -294,3 +295,48 @@ def test_non_finite_loss_stops_with_step_and_term_and_keeps_last_good_checkpoint
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["step"] == 3
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+# --- learning-rate schedule and physical geometry ---------------------------------------------
+
+
+def test_cosine_schedule_warms_up_then_decays_to_the_final_ratio():
+    config = resolve_config("smoke", ["lr=0.01", "lr_schedule=cosine", "warmup_steps=4", "final_lr_ratio=0.1"])
+    lrs = [train_module.learning_rate(step, 14, config) for step in range(14)]
+    assert lrs[:4] == pytest.approx([0.0025, 0.005, 0.0075, 0.01])  # linear warm-up: lr (step + 1) / 4
+    assert lrs[4] == pytest.approx(0.01) and lrs[-1] == pytest.approx(0.001)  # cosine from lr to 0.1 lr
+    assert lrs[9] == pytest.approx(0.001 + 0.009 * 0.5 * (1 + math.cos(math.pi * 5 / 9)))
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+    constant = resolve_config("smoke", ["lr=0.01"])
+    assert {train_module.learning_rate(step, 14, constant) for step in range(14)} == {0.01}
+
+
+def test_the_optimizer_follows_the_schedule(phantom, tmp_path, monkeypatch):
+    seen = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    config = tiny("steps=4", "lr=0.03", "lr_schedule=cosine", "warmup_steps=2", "final_lr_ratio=0")
+    train(config, phantom, tmp_path / "run", "#1", TASKS, progress=False)
+    assert seen == pytest.approx([0.015, 0.03, 0.03, 0.0])  # warm-up, then cosine from lr (t = 0) to 0 (t = 1)
+
+
+def test_resume_under_the_cosine_schedule_refuses_another_length(phantom, tmp_path):
+    cosine = ("lr_schedule=cosine", "warmup_steps=1")
+    train(tiny(*cosine), phantom, tmp_path / "run", "#1", TASKS, progress=False)
+    with pytest.raises(ConfigError, match=r"cannot resume with changed steps \(see config.json\)$"):
+        train(tiny(*cosine, "steps=4"), phantom, tmp_path / "run", "#1", TASKS, resume=True, progress=False)
+
+
+def test_cutout_is_sized_in_millimetres_when_slices_have_a_physical_pixel_size():
+    config = resolve_config("cpu")  # 96 px of 224/96 mm: a 224 mm view
+    assert config.fov_mm == pytest.approx(224.0)
+    assert config.core.with_physical_cutout(config.fov_mm).cutout_size == pytest.approx(28.0 / 224.0)
+    native = resolve_config("paper")
+    assert native.fov_mm is None and native.core.with_physical_cutout(native.fov_mm) == native.core
+    with pytest.raises(ConfigError, match=r"cutout_mm: 300.0 mm does not fit in the 224 mm field of view"):
+        resolve_config("cpu", ["cutout_mm=300"]).core.with_physical_cutout(224.0)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from matplotlib.collections import LineCollection, PathCollection
 
+from modelmix_lite.data.inspect import inspect_dataset
 from modelmix_lite.data.phantom import generate_phantom
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.errors import ConfigError, DataError
@@ -230,3 +231,13 @@ def test_plot_qualitative_merges_ranks_of_one_case_and_checks_predictions(root: 
     mscmr = load_split("mscmr", root, "train")[0]
     with pytest.raises(DataError, match=r"expected cases of one task, got \['mscmr', 'myops'\]"):
         plot_qualitative({"a": first, "b": mscmr}, {})
+
+
+def test_data_fingerprint_and_inspect_skip_an_absent_split(root: Path, tmp_path: Path) -> None:
+    copy = shutil.copytree(root, tmp_path / "no_test")
+    shutil.rmtree(copy / "MSCMR_dataset" / "TestSet")
+    assert data_fingerprint(copy, ["mscmr"]) != data_fingerprint(root, ["mscmr"])  # it still reads train + val
+    report = inspect_dataset("mscmr", copy)
+    assert report["absent_splits"] == ["test"] and report["problems"] == [] and set(report["splits"]) == {"train", "val"}
+    with pytest.raises(DataError, match=r"TestSet/images: test images folder not found"):
+        load_split("mscmr", copy, "test")  # asked for, an absent split is an error
