@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -816,6 +817,25 @@ def provenance(rows: pd.DataFrame) -> dict[str, str]:
         "seeds": values("seed"), "data_fingerprint": values("data_fingerprint"), "runs": str(len(runs)),
         "wall": f"{runs['wall_s'].sum() / 60:.1f} min",
     }
+
+
+def minutes_to_dice(log_rows: Sequence[Mapping], key: str, threshold: float) -> float | None:
+    """Training minutes until the validation score ``key`` (``"val_acdc"``, ``"val_dice"``) first reaches ``threshold``.
+
+    From a run's ``log.jsonl`` rows: each training row covers the steps since the previous one at its
+    ``steps_per_s``, so the sum is the time spent in optimizer steps (validation passes are not counted).
+
+    Returns:
+        The minutes, or None when the score never reaches ``threshold``.
+    """
+    minutes, last_step = 0.0, 0
+    for row in log_rows:
+        if "steps_per_s" in row:
+            minutes += (row["step"] - last_step) / row["steps_per_s"] / 60
+            last_step = row["step"]
+        elif row.get(key, -math.inf) >= threshold:
+            return round(minutes, 2)
+    return None
 
 
 def run_diagnostics(out_dir: str | Path, profile: str, table: int) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from modelmix_lite.metrics import evaluate_volume
 from modelmix_lite.paper_results import PUBLISHED_COLUMNS, published
 from modelmix_lite.reproduce import (
     MISSING,
+    REAL_TABLES,
     RESULT_COLUMNS,
     TABLES,
     ablation_pattern,
@@ -31,6 +32,7 @@ from modelmix_lite.reproduce import (
     load_predictions,
     load_results,
     main_reproduce,
+    minutes_to_dice,
     ours_vs_paper,
     parse_seeds,
     pattern_verdict,
@@ -39,6 +41,7 @@ from modelmix_lite.reproduce import (
     run_dir,
     run_table,
     select_entries,
+    sweep_folder,
     wilcoxon_table,
 )
 from modelmix_lite.train import PROFILES, resolve_config, train
@@ -413,3 +416,25 @@ def test_ablation_pattern_held_and_broken():
     assert pattern_verdict(partial) == "held where it could be checked (#3, #5 not run)"
     empty = pd.DataFrame(columns=list(RESULT_COLUMNS))
     assert pattern_verdict(ablation_pattern(empty)) == "could not be checked: Table 1 was not run"
+
+
+def test_minutes_to_dice_sums_training_time_until_the_first_crossing():
+    log = [{"step": 60, "loss": 1.0, "steps_per_s": 1.0}, {"step": 60, "val_acdc": 0.3},
+           {"step": 120, "loss": 0.5, "steps_per_s": 0.5}, {"step": 120, "val_acdc": 0.45},
+           {"step": 180, "loss": 0.4, "steps_per_s": 1.0}, {"step": 180, "val_acdc": 0.5}]
+    assert minutes_to_dice(log, "val_acdc", 0.4) == 3.0  # 60 s + 120 s of steps
+    assert minutes_to_dice(log, "val_acdc", 0.3) == 1.0
+    assert minutes_to_dice(log, "val_acdc", 0.9) is None
+
+
+def test_real_tables_pair_the_public_tasks_and_reuse_table1s_modelmix():
+    assert [(e.row, e.combo, e.targets) for e in REAL_TABLES[1].entries] == [
+        (f"#{k}", "mscmr+acdc", ("mscmr", "acdc")) for k in range(1, 6)]
+    table2 = {e.row: e for e in REAL_TABLES[2].entries}
+    assert list(table2) == ["PCE", "Mixup", "Cutout", "CycleMix", "ShapePU", "WSL4", "ModelMix w/ ACDC"]
+    assert (table2["ModelMix w/ ACDC"].method, table2["ModelMix w/ ACDC"].combo) == ("#4", "mscmr+acdc")
+    assert REAL_TABLES[2].split == "test" and "FullSup-UNet" not in table2
+    assert [e.combo for e in select_entries(1, ["ablation4"], real=True)] == ["mscmr+acdc"]
+    assert sweep_folder("cpu_long", real=True) == "cpu_long-real" and sweep_folder("cpu") == "cpu"
+    with pytest.raises(ConfigError, match=r"--table: expected 1 or 2 with --real, got 3"):
+        select_entries(3, real=True)
