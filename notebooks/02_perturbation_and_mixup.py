@@ -44,7 +44,7 @@ if "google.colab" in sys.modules:  # Colab: install the library without touching
     subprocess.run([*pip, "nibabel>=5.0", "seaborn>=0.13", "scikit-image>=0.21", "tqdm", "pyyaml"], check=True)
 
 # %% tags=["parameters"]
-profile = os.environ.get("MODELMIX_PROFILE", "cpu")  # smoke | cpu | gpu | paper
+profile = os.environ.get("MODELMIX_PROFILE", "cpu")  # smoke | cpu | cpu_long | gpu | paper
 data_root = None  # None: the synthetic phantom (generated on first use); or a folder with the real datasets
 seed = 0
 slice_size = 128  # network input side S (the paper uses 256; everything here is cheap at 128)

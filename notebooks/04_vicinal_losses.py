@@ -47,7 +47,7 @@ if "google.colab" in sys.modules:  # Colab: install the library; Colab's torch a
     )
 
 # %% tags=["parameters"]
-profile = os.environ.get("MODELMIX_PROFILE", "cpu")  # smoke | cpu | gpu | paper
+profile = os.environ.get("MODELMIX_PROFILE", "cpu")  # smoke | cpu | cpu_long | gpu | paper
 data_root = None  # None: the synthetic phantom (generated on first use); or a folder with the real datasets
 seed = 0
 steps = None  # optimizer steps of the ModelMix run; None: the profile's default, at most 200

@@ -54,7 +54,7 @@ if "google.colab" in sys.modules:  # Colab: install the library without touching
     subprocess.run([*pip, "nibabel>=5.0", "seaborn>=0.13", "scikit-image>=0.21", "tqdm", "pyyaml"], check=True)
 
 # %% tags=["parameters"]
-profile = os.environ.get("MODELMIX_PROFILE", "auto")  # auto (gpu with CUDA, else cpu) | smoke | cpu | gpu | paper
+profile = os.environ.get("MODELMIX_PROFILE", "auto")  # auto (gpu with CUDA, else cpu) | smoke | cpu | cpu_long | gpu | paper
 data_root = None  # None: the synthetic phantom; or a folder with MyoPS/, MSCMR_dataset/ (, ACDC_dataset/)
 seed = 0
 tasks = "myops,mscmr"  # the tasks trained together (Table 1: MyoPS with MSCMRseg)

@@ -45,7 +45,7 @@ if "google.colab" in sys.modules:  # Colab: install the library without touching
     subprocess.run([*pip, "nibabel>=5.0", "seaborn>=0.13", "scikit-image>=0.21", "tqdm", "pyyaml"], check=True)
 
 # %% tags=["parameters"]
-profile = os.environ.get("MODELMIX_PROFILE", "cpu")   # smoke | cpu | gpu | paper
+profile = os.environ.get("MODELMIX_PROFILE", "cpu")   # smoke | cpu | cpu_long | gpu | paper
 data_root = None   # None -> the synthetic phantom; or a folder with ACDC_dataset/, MSCMR_dataset/, MyoPS/
 seed = 0   # the phantom's seed; the figures show the runs of this seed
 results_dir = "../results"   # committed results: <results_dir>/<profile>/table<N>.jsonl and runs/
