@@ -871,11 +871,13 @@ def run_diagnostics(out_dir: str | Path, profile: str, table: int) -> pd.DataFra
 
 
 def error_breakdown(
-    rows: pd.DataFrame, out_dir: str | Path, data_root: str | Path, table: int, distance_mm: float = 20.0
+    rows: pd.DataFrame, out_dir: str | Path, data_root: str | Path, table: int, distance_mm: float = 20.0,
+    real: bool = False,
 ) -> pd.DataFrame:
     """Every scored volume's Dice next to where its errors lie (:func:`~modelmix_lite.metrics.errors_by_distance`).
 
-    Reads each run's ``predictions.npz`` under ``out_dir`` and the scored volumes from ``data_root``.
+    Reads each run's ``predictions.npz`` under ``out_dir`` (``real``: a sweep of :data:`REAL_TABLES`) and the
+    scored volumes from ``data_root``.
 
     Returns:
         Columns ``row, half, method, tasks, seed, target, case, structure, dice`` (as recorded), ``dice_near``
@@ -885,7 +887,7 @@ def error_breakdown(
     Raises:
         DataError: rows made from other data than ``data_root``, or a run without its predictions file.
     """
-    spec = get_table(table)
+    spec = get_table(table, real)
     columns = ["row", "half", "method", "tasks", "seed", "target", "case", "structure", "dice", "dice_near",
                "remote"]
     rows = annotate(rows[rows["table"] == spec.number]) if len(rows) else rows
@@ -896,7 +898,7 @@ def error_breakdown(
     out = []
     keys = ["row", "half", "method", "tasks", "seed", "profile"]
     for (row, half, method, tasks, seed, profile), part in rows.groupby(keys, sort=False):
-        predictions = load_predictions(run_dir(out_dir, profile, spec.number, method, tasks, seed))
+        predictions = load_predictions(run_dir(out_dir, sweep_folder(profile, real), spec.number, method, tasks, seed))
         for (target, subject), scored in part.groupby(["target", "case"], sort=False):
             if target not in cases:
                 cases[target] = {c.subject: c for c in load_split(target, data_root, spec.split)}

@@ -270,7 +270,7 @@ def test_inspect_collects_every_problem_and_keeps_going(tmp_path, capsys):
     assert "patient099_frame01_gt.nii.gz: no matching image" in capsys.readouterr().out
 
 
-def test_inspect_wrong_root_and_missing_split_are_problems(tmp_path):
+def test_inspect_wrong_root_is_a_problem_and_a_missing_split_is_absent(tmp_path):
     report = inspect_dataset("myops", tmp_path)
     assert report["splits"] == {} and len(report["problems"]) == 1
     assert report["problems"][0].startswith(f"{tmp_path}: expected the MyoPS")
@@ -278,4 +278,6 @@ def test_inspect_wrong_root_and_missing_split_are_problems(tmp_path):
     (tmp_path / "MyoPS/test.csv").unlink()
     report = inspect_dataset("myops", tmp_path)
     assert sorted(report["splits"]) == ["train", "val"]
-    assert report["problems"] == [f"{tmp_path / 'MyoPS/test.csv'}: MyoPS test list not found"]
+    assert report["absent_splits"] == ["test"] and report["problems"] == []  # an error only when asked for
+    with pytest.raises(DataError, match=r"MyoPS/test.csv: MyoPS test list not found"):
+        layout.list_cases("myops", tmp_path, "test")

@@ -192,7 +192,7 @@ def test_resolve_profile(monkeypatch: pytest.MonkeyPatch) -> None:
     assert tutorial.resolve_profile(None) == tutorial.resolve_profile("auto") == "cpu"
     monkeypatch.setattr(tutorial.torch.cuda, "is_available", lambda: True)
     assert tutorial.resolve_profile("auto") == "gpu"
-    with pytest.raises(ConfigError, match="profile: unknown profile 'fast'; expected one of smoke, cpu, gpu, paper"):
+    with pytest.raises(ConfigError, match="profile: unknown profile 'fast'; expected one of smoke, cpu, cpu_long, gpu, paper"):
         tutorial.resolve_profile("fast")
 
 

@@ -144,7 +144,8 @@ def test_evaluate_run_scores_every_task_as_evaluate_cases(root: Path, tmp_path: 
     assert list(rows.columns) == ["method", "task", "case", "structure", "dice", "hd", "hd95"]
     assert set(rows["method"]) == {"#4"}
     for task in TASKS:
-        expected = evaluate_cases(models.models[task], load_split(task, root, "test"), task, 32, progress=False)
+        expected = evaluate_cases(models.models[task], load_split(task, root, "test"), task, 32, progress=False,
+                                  spacing_mm=resolve_config("smoke").spacing_mm)  # the run's geometry
         got = rows[rows["task"] == task].drop(columns=["method", "task"]).reset_index(drop=True)
         pd.testing.assert_frame_equal(got, expected)
 
