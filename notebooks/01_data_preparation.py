@@ -228,8 +228,12 @@ for task, (scribbled, unlabeled) in splits.items():
 #
 # * **intensity**: each channel is clipped at its 0.5th and 99.5th volume percentiles (a few very bright
 #   pixels would otherwise squash the contrast), then each slice is scaled to [0, 1] (paper §3.1);
-# * **size**: each slice is centre-padded to a square, keeping its aspect ratio, and resized to the profile's
-#   input size (256 in the paper); labels are resized by nearest neighbour;
+# * **geometry**: each slice is resampled in-plane to the profile's pixel size (`spacing_mm`) and the centred
+#   `size × size` window is cut from it, or padded where the image is smaller
+#   ({py:func}`~modelmix_lite.data.geometry.fit_slice`): every scanner's heart spans the same number of pixels.
+#   The paper writes "resized to 256 × 256"; the released code crops at native resolution, which the `paper`
+#   profile keeps. Scribbles are resampled so that thin strokes survive: a coarse pixel takes the class that
+#   covers most of its window among the annotated pixels ({py:func}`~modelmix_lite.data.geometry.resample_labels`);
 # * **targets**: the scribbles of the five scribbled subjects, and 255 (unannotated) everywhere else, in the
 #   padding too: padding is not evidence of background.
 #

@@ -100,8 +100,8 @@ for key, value in tutorial.describe_environment().items():
 # ## Slices of every task
 #
 # We read the training split of each task and turn every volume into network slices with
-# `modelmix_lite.data.slices.SliceDataset`: intensities scaled to $[0, 1]$ per volume, each slice padded to a
-# square and resized to $S \times S$, the target being the **scribble** (class indices, and
+# `modelmix_lite.data.slices.SliceDataset`: intensities scaled to $[0, 1]$ per volume, each slice resampled to
+# a fixed pixel size and cut to its centred $S \times S$ window, the target being the **scribble** (class indices, and
 # `UNANNOTATED` = 255 where nobody drew). MyoPS slices have three channels (C0, DE, T2); ACDC and MSCMR one.
 # From each task we draw a batch of annotated slices.
 
@@ -325,8 +325,8 @@ tutorial.glue("padding_fraction", padding.float().mean().item())
 print("scribble values before:", sorted(scribble.unique().tolist()), " after:", sorted(aug_scribble.unique().tolist()))
 
 # %% [markdown]
-# (The black bands beside the original slice are not padding of this kind: `SliceDataset` padded the
-# rectangular slice to a square before resizing, and the warp moves them with the image.)
+# (Black bands beside the original slice are not padding of this kind: where a scan's field of view is smaller
+# than the window, `SliceDataset` padded it, and the warp moves those bands with the image.)
 #
 # On average {glue:text}`padding_fraction:.0%` of the augmented pixels are padding; had they been labelled
 # background, the ground truth of a zoomed-out slice would claim a background frame around the image. The
