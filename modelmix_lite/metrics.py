@@ -9,6 +9,7 @@ face connectivity, both directions pooled) in millimetres.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -177,14 +178,16 @@ def format_mean_std(mean: float, std: float, digits: int = 3) -> str:
     """Format like the paper's tables: ``format_mean_std(0.805, 0.181) == ".805±.181"``.
 
     A leading zero is dropped (``0.805`` → ``.805``); HD in mm uses ``digits=2`` (``78.05±16.11``).
-    A NaN std (one volume) prints as ``nan``.
+    A NaN std (a single value) prints as ``±—``, a NaN mean (no value) as ``—``.
     """
 
     def number(x: float) -> str:
+        if math.isnan(x):
+            return "—"
         text = f"{x:.{digits}f}"
         return text.replace("0.", ".", 1) if text.lstrip("-").startswith("0.") else text
 
-    return f"{number(mean)}±{number(std)}"
+    return "—" if math.isnan(mean) else f"{number(mean)}±{number(std)}"
 
 
 def largest_connected_component(mask: np.ndarray) -> np.ndarray:

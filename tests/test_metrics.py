@@ -165,7 +165,8 @@ def test_format_mean_std():
     assert format_mean_std(0.80449, 0.0504) == ".804±.050"
     assert format_mean_std(1.0, 0.0) == "1.000±.000"
     assert format_mean_std(78.05, 16.11, digits=2) == "78.05±16.11"
-    assert format_mean_std(0.5, float("nan")) == ".500±nan"
+    assert format_mean_std(0.5, float("nan")) == ".500±—"  # one volume: no spread, and never "nan"
+    assert format_mean_std(float("nan"), float("nan")) == "—"
 
 
 def test_largest_connected_component():
