@@ -19,7 +19,6 @@ import json
 import math
 import os
 import random
-import shutil
 import time
 import typing
 from collections.abc import Mapping, Sequence
@@ -40,6 +39,7 @@ from .data.phantom import ensure_phantom
 from .data.readers import load_split
 from .data.slices import SliceDataset, cached_slice_dataset, few_scribble_split
 from .data.tasks import TASKS
+from . import rundir
 from .errors import ConfigError
 from .evaluate import evaluate_cases
 from .losses import (
@@ -703,7 +703,7 @@ only with the constant learning rate: the cosine schedule depends on the run's l
 def _check_run_dir(out: Path, config: TrainConfig, method: str, tasks: list[str], overwrite: bool,
                      resume: bool) -> None:
     """Check the run directory against the flags (every rank, no writes); raise ConfigError on a clash."""
-    exists = out.exists() and any(out.iterdir())
+    exists = rundir.has_content(out)
     if resume:
         if not (out / "last.pt").is_file():
             raise ConfigError(f"{out}: nothing to resume (no last.pt)")
@@ -721,8 +721,9 @@ def _check_run_dir(out: Path, config: TrainConfig, method: str, tasks: list[str]
     elif exists:
         if not overwrite:
             raise ConfigError(f"{out}: run directory exists; pass --overwrite to replace it or --resume to continue")
-        if not (out / "config.json").is_file():
-            raise ConfigError(f"{out}: not a run directory (no config.json); refusing to delete it")
+        if not rundir.is_run_dir(out):
+            raise ConfigError(f"{out}: not a run directory written by train (no {rundir.MARKER}); "
+                              "refusing to delete it")
 
 
 def _summed_terms(means: Mapping[str, float]) -> dict[str, str]:
@@ -769,10 +770,8 @@ def build_objective(
 
 def _start_run_dir(out: Path, method: MethodConfig, tasks: list[str], config: TrainConfig,
                    data: Mapping[str, TaskData]) -> None:
-    """(Re)create ``out`` with ``config.json`` and ``split.json``."""
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    """(Re)create ``out`` (marked as a run directory, its lock kept) with ``config.json`` and ``split.json``."""
+    rundir.reset(out)
     record = {"method": method.name, "tasks": tasks, "config": config_to_dict(config)}
     (out / "config.json").write_text(json.dumps(record, indent=2))
     (out / "split.json").write_text(json.dumps({t: td.split for t, td in data.items()}, indent=2))
@@ -815,11 +814,34 @@ def train(
     Non-finite losses are detected at each log and checkpoint boundary and raise FloatingPointError
     naming the first bad step and term; ``last.pt`` then still holds the last good state.
 
+    The run directory is locked for the whole run (:func:`~modelmix_lite.rundir.locked`): a second training
+    into the same ``out_dir`` is refused, and ``overwrite`` deletes only a directory that ``train`` made.
+
     Raises:
-        ConfigError: unknown method/task, a run directory clash, or options that do not fit the data.
+        ConfigError: unknown method/task, a run directory clash (another training holds it, or it exists
+            without ``overwrite``/``resume``), or options that do not fit the data.
         DataError: unreadable data.
         FloatingPointError: a non-finite loss.
     """
+    distributed = dist.is_available() and dist.is_initialized()
+    if distributed and dist.get_rank() != 0:  # rank 0 holds the lock for the process group
+        return _train(config, data_root, out_dir, method, tasks, overwrite, resume, progress, cache_dir)
+    with rundir.locked(out_dir):
+        return _train(config, data_root, out_dir, method, tasks, overwrite, resume, progress, cache_dir)
+
+
+def _train(
+    config: TrainConfig,
+    data_root: str | Path,
+    out_dir: str | Path,
+    method: str | MethodConfig,
+    tasks: str | Sequence[str],
+    overwrite: bool,
+    resume: bool,
+    progress: bool,
+    cache_dir: str | Path | None,
+) -> Path:
+    """:func:`train` inside the run directory's lock."""
     method = get_method(method) if isinstance(method, str) else method
     tasks = [t.strip().lower() for t in (tasks.split(",") if isinstance(tasks, str) else tasks)]
     for task in tasks:

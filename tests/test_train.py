@@ -271,9 +271,11 @@ def test_existing_run_dir_is_not_overwritten(phantom, tmp_path):
     other = tmp_path / "notes"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
-    with pytest.raises(ConfigError, match=r"notes: not a run directory \(no config.json\); refusing to delete it$"):
+    (other / "config.json").write_text("{}")  # a file of that name does not make a folder a run directory
+    with pytest.raises(ConfigError, match=r"notes: not a run directory written by train \(no \.modelmix_run\); "
+                                          r"refusing to delete it$"):
         train(tiny(), phantom, other, "#1", TASKS, overwrite=True, progress=False)
-    assert (other / "keep.txt").read_text() == "mine"
+    assert (other / "keep.txt").read_text() == "mine" and (other / "config.json").read_text() == "{}"
     train(tiny("seed=1"), phantom, run, "#1", TASKS, overwrite=True, progress=False)
     assert json.loads((run / "config.json").read_text())["config"]["seed"] == 1
 
@@ -340,3 +342,39 @@ def test_cutout_is_sized_in_millimetres_when_slices_have_a_physical_pixel_size()
     assert native.fov_mm is None and native.core.with_physical_cutout(native.fov_mm) == native.core
     with pytest.raises(ConfigError, match=r"cutout_mm: 300.0 mm does not fit in the 224 mm field of view"):
         resolve_config("cpu", ["cutout_mm=300"]).core.with_physical_cutout(224.0)
+
+
+def test_a_training_holding_the_run_directory_refuses_another(phantom, tmp_path):
+    from modelmix_lite import rundir
+
+    with rundir.locked(tmp_path / "run"):  # as a training in another process holds it
+        with pytest.raises(ConfigError, match=r"run: another training is writing to this run directory"):
+            train(tiny(), phantom, tmp_path / "run", "#1", TASKS, progress=False)
+        assert [p.name for p in (tmp_path / "run").iterdir()] == [rundir.LOCK]
+    run = train(tiny(), phantom, tmp_path / "run", "#1", TASKS, progress=False)  # released: it runs
+    assert (run / rundir.MARKER).is_file() and (run / "last.pt").is_file()
+    with pytest.raises(ConfigError, match=r"nothing to resume"):
+        train(tiny(), phantom, tmp_path / "fresh", "#1", TASKS, resume=True, progress=False)
+    assert not (tmp_path / "fresh").exists()  # a refused run leaves no folder behind
+
+
+def test_two_trainings_started_on_one_run_directory_at_once(phantom, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "modelmix_lite", "train", "--method", "#1", "--tasks", ",".join(TASKS),
+               "--data", str(phantom), "--profile", "smoke", "--out", str(out), "--quiet", "--device", "cpu",
+               "--set", "steps=40", "--set", "val_every=0", "--set", "ckpt_every=40"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "config.json").is_file() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert first.poll() is None, first.communicate()  # the first is still training
+    second = subprocess.run(command, capture_output=True, text=True)
+    assert second.returncode == 1
+    assert "another training is writing to this run directory" in second.stderr
+    assert first.wait(timeout=300) == 0
+    assert json.loads((out / "config.json").read_text())["config"]["steps"] == 40
+    assert load_checkpoint(out / "last.pt")["step"] == 40  # nothing of the first was lost

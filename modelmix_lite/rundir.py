@@ -1,0 +1,76 @@
+"""The run directory's guards: one training at a time (an OS file lock) and a marker that says ``train`` made it.
+
+``train`` holds :func:`locked` for its whole run, so a second training into the same ``--out`` is refused
+before it touches anything, and writes :data:`MARKER` when it creates the directory: ``--overwrite`` deletes
+only folders that carry it (never, say, a folder that merely holds a file named ``config.json``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import ConfigError
+
+LOCK = ".lock"
+"""The lock file inside a run directory (``flock``-ed by the training that writes there)."""
+MARKER = ".modelmix_run"
+"""Written by ``train`` into every run directory it creates; ``--overwrite`` refuses a folder without it."""
+
+
+@contextmanager
+def locked(out: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on run directory ``out`` (created if absent) until the block ends.
+
+    The lock is ``flock`` on ``out/.lock``: the operating system releases it when the process exits or
+    crashes, so a killed run never leaves a stale lock. A folder this call created is removed again when the
+    block leaves it holding nothing but the lock (e.g. a refused ``--resume``).
+
+    Raises:
+        ConfigError: another process holds the lock.
+    """
+    out = Path(out)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(f"{out}: another training is writing to this run directory (it is locked); "
+                          "wait for it to finish or choose another --out") from None
+    try:
+        yield out
+    finally:
+        if created and [p.name for p in out.iterdir()] == [LOCK]:
+            shutil.rmtree(out)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def has_content(out: Path) -> bool:
+    """Whether ``out`` exists and holds anything besides the lock file."""
+    return out.is_dir() and any(p.name != LOCK for p in out.iterdir())
+
+
+def is_run_dir(out: Path) -> bool:
+    """Whether ``out`` carries the :data:`MARKER` that ``train`` writes."""
+    return (out / MARKER).is_file()
+
+
+def reset(out: Path) -> None:
+    """Empty ``out`` (keeping the held lock file) and write the :data:`MARKER`."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in out.iterdir():
+        if path.name == LOCK:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    (out / MARKER).write_text(json.dumps({"written_by": "modelmix_lite train"}) + "\n")
