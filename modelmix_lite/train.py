@@ -777,6 +777,18 @@ def _start_run_dir(out: Path, method: MethodConfig, tasks: list[str], config: Tr
     (out / "split.json").write_text(json.dumps({t: td.split for t, td in data.items()}, indent=2))
 
 
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop the log rows after ``step`` (written between the last checkpoint and a kill: the resumed run redoes them)."""
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    if len(kept) < len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+
+
 def _restore(path: Path, objective: nn.Module, optimizer: torch.optim.Optimizer, data: Mapping[str, TaskData],
              generators: Mapping[str, torch.Generator], rank: int, world: int) -> tuple[int, float]:
     """Load ``last.pt`` into the objective, optimizer, samplers and random streams; return ``(step, best)``."""
@@ -870,6 +882,8 @@ def _train(
     step, best = 0, -math.inf
     if resume:
         step, best = _restore(out / "last.pt", objective, optimizer, data, generators, rank, world)
+        if rank == 0:
+            _truncate_log(out / "log.jsonl", step)
     elif rank == 0:
         _start_run_dir(out, method, tasks, config, data)
     net = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None) \

@@ -378,3 +378,11 @@ def test_two_trainings_started_on_one_run_directory_at_once(phantom, tmp_path):
     assert first.wait(timeout=300) == 0
     assert json.loads((out / "config.json").read_text())["config"]["steps"] == 40
     assert load_checkpoint(out / "last.pt")["step"] == 40  # nothing of the first was lost
+
+
+def test_resume_after_a_kill_drops_the_log_rows_past_the_checkpoint(phantom, tmp_path):
+    run = train(tiny("steps=2", "ckpt_every=100"), phantom, tmp_path / "run", "#1", TASKS, progress=False)
+    with open(run / "log.jsonl", "a") as log:  # what a run killed after step 3, before its next checkpoint, left
+        log.write(json.dumps({"step": 3, "loss": 1.0, "steps_per_s": 1.0}) + "\n")
+    train(tiny("steps=4", "ckpt_every=100"), phantom, run, "#1", TASKS, resume=True, progress=False)
+    assert [json.loads(r)["step"] for r in (run / "log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
