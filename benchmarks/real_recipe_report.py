@@ -56,7 +56,7 @@ def main() -> None:
     folder = args.results / sweep_folder(args.profile, real=True)
     rows = load_results(results_path(args.results, sweep_folder(args.profile, real=True), 1))
     breakdown = error_breakdown(rows, args.results, args.data, 1, real=True)
-    runs = sorted((folder / "runs" / "table1").glob("*/log.jsonl"))
+    runs = sorted(path.parent / "log.jsonl" for path in (folder / "runs" / "table1").glob("*/evaluation.jsonl"))
     logs = {path.parent.name: [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
             for path in runs}
     test_scores = {}
