@@ -78,15 +78,22 @@ def evaluate(argv: list[str]) -> int:
     parser.add_argument("--checkpoint", default="best.pt", help="checkpoint file in the run (default: best.pt)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--largest-cc", action="store_true", help="keep the largest connected component per class")
+    parser.add_argument("--undefined-hd", choices=("nan", "diagonal"), default="nan",
+                        help="HD where exactly one side is empty: nan (left out; tables show the count) or diagonal "
+                             "(the volume's diagonal in mm, the usual penalty) (default: nan)")
     parser.add_argument("--csv", type=Path, help="also write the per-volume rows to this CSV file")
     args = parser.parse_args(argv)
     from .evaluate import evaluate_run, paper_table
 
-    rows = evaluate_run(args.run, args.data, args.split, args.checkpoint, args.device, args.largest_cc)
+    rows = evaluate_run(args.run, args.data, args.split, args.checkpoint, args.device, args.largest_cc,
+                        undefined_hd=args.undefined_hd)
     if args.csv:
         rows.to_csv(args.csv, index=False)
+    rule = {"nan": "undefined HD left out, (k/N): over k of N volumes",
+            "diagonal": "undefined HD = the volume's diagonal"}[args.undefined_hd]
     for metric in ("dice", "hd95"):
-        print(f"{metric} ({args.split}, {rows['case'].nunique()} volumes)")
+        detail = "" if metric == "dice" else f"; {rule}"
+        print(f"{metric} ({args.split}, {rows['case'].nunique()} volumes{detail})")
         print(paper_table(rows, metric).to_string(), end="\n\n")
     return 0
 

@@ -26,7 +26,9 @@ from .data.slices import fit_slice, normalize_intensity, restore_probabilities
 from .data.tasks import TaskSpec, get_task, unmap_labels
 from .errors import ConfigError, DataError
 from .methods import get_method
-from .metrics import METRICS, evaluate_volume, format_mean_std, largest_connected_component, summarize
+from .metrics import (
+    METRICS, evaluate_volume, format_distance, format_mean_std, largest_connected_component, summarize,
+)
 from .models import TaskModelSet, as_model_input
 
 
@@ -96,8 +98,10 @@ def evaluate_cases(
     progress: bool = True,
     batch_size: int = 16,
     spacing_mm: float = 0.0,
+    undefined_hd: str = "nan",
 ) -> pd.DataFrame:
-    """Predict and score every case against its ground truth (``size``, ``spacing_mm``: :func:`predict_volume`).
+    """Predict and score every case against its ground truth (``size``, ``spacing_mm``: :func:`predict_volume`;
+    ``undefined_hd``: :data:`~modelmix_lite.metrics.UNDEFINED_HD`).
 
     Returns:
         One row per (case, structure): ``case, structure, dice, hd, hd95`` (see :func:`metrics.summarize`).
@@ -110,7 +114,7 @@ def evaluate_cases(
         if case.label is None:
             raise DataError(f"{case.subject}: no ground-truth label to evaluate against")
         pred = predict_volume(model, case, size, batch_size, device, largest_cc, spacing_mm)
-        for structure, values in evaluate_volume(pred, case.label, spec, case.spacing).items():
+        for structure, values in evaluate_volume(pred, case.label, spec, case.spacing, undefined_hd).items():
             rows.append({"case": case.subject, "structure": structure, **values})
     return pd.DataFrame(rows, columns=["case", "structure", "dice", "hd", "hd95"])
 
@@ -253,6 +257,7 @@ def evaluate_run(
     device: str | torch.device = "cpu",
     largest_cc: bool = False,
     progress: bool = True,
+    undefined_hd: str = "nan",
 ) -> pd.DataFrame:
     """Evaluate every task model of a training run on ``split`` of its task (:func:`evaluate_cases`).
 
@@ -277,7 +282,7 @@ def evaluate_run(
                 else "no cases"
             raise DataError(f"{data_root}: {task} {split} split: {problem}; evaluate another split")
         rows = evaluate_cases(models.models[task], cases, task, device=device, largest_cc=largest_cc,
-                              progress=progress, **run_geometry(run, record))
+                              progress=progress, undefined_hd=undefined_hd, **run_geometry(run, record))
         frames.append(rows.assign(method=record["method"], task=task))
     return pd.concat(frames, ignore_index=True)[["method", "task", "case", "structure", *METRICS]]
 
@@ -286,7 +291,9 @@ def paper_table(rows: pd.DataFrame, metric: str = "dice", digits: int | None = N
     """Mean ± std over volumes in the layout of the paper's tables (e.g. Table 1).
 
     One row per method; one column per (task, structure) with each task's "Avg" last, all in order of first
-    appearance; cells as :func:`~modelmix_lite.metrics.format_mean_std` writes them (``.805±.181``).
+    appearance; cells as :func:`~modelmix_lite.metrics.format_mean_std` writes them (``.805±.181``). An HD cell
+    whose mean is over fewer volumes than its Dice (HD undefined where one side is empty) ends with the count,
+    ``12.30±4.50 (7/10)`` (:func:`~modelmix_lite.metrics.format_distance`).
 
     Args:
         rows: per-volume rows with columns ``method, task, case, structure`` and the metrics (:func:`evaluate_run`).
@@ -303,7 +310,11 @@ def paper_table(rows: pd.DataFrame, metric: str = "dice", digits: int | None = N
         raise DataError(f"rows: missing columns {missing}")
     summary = summarize(rows[["method", "task", "case", "structure", *METRICS]])
     digits = (3 if metric == "dice" else 2) if digits is None else digits
-    cells = [format_mean_std(m, s, digits) for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_std"])]
+    if metric == "dice":
+        cells = [format_mean_std(m, s, digits) for m, s in zip(summary["dice_mean"], summary["dice_std"])]
+    else:  # Dice is defined on every volume: its count is the total an HD mean may fall short of
+        cells = [format_distance(m, s, n, total, digits) for m, s, n, total in
+                 zip(summary[f"{metric}_mean"], summary[f"{metric}_std"], summary[f"{metric}_n"], summary["dice_n"])]
     table = summary.assign(cell=cells).pivot(index="method", columns=["task", "structure"], values="cell")
     columns = pd.MultiIndex.from_tuples(dict.fromkeys(zip(summary["task"], summary["structure"])))
     return table.reindex(index=list(dict.fromkeys(summary["method"])), columns=columns)

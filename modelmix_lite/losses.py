@@ -190,6 +190,22 @@ def vicinal_reg_loss(p_virtual: Tensor, p_host: Tensor, reduce: str = "pixel", m
     return cosine_loss(p_virtual, p_host, reduce=reduce, mask=mask)
 
 
+def degenerate_reg_loss(p_virtual: Tensor, p_host: Tensor, mask: Tensor | None = None) -> Tensor:
+    """The released code's MyoPS L_vicinal-reg (notes §3, disagreement 5), kept to reproduce it, not Eq. 6.
+
+    The code reshapes both ``(B, C, H, W)`` maps to ``(B, 1, C·H·W)`` and takes the cosine over the size-1
+    dimension, i.e. ``a·b / (|a| |b|)`` of single numbers: 1 wherever both probabilities are positive (always,
+    after a softmax), 0 where one is 0 (the corners of a rotated-back map, which ``mask`` ``(B, 1, H, W)``
+    marks as valid or not). The loss is minus its mean over every element, about −1 with ≈ 0 gradient: the
+    term does not regularise anything.
+    """
+    a, b = p_virtual, p_host
+    if mask is not None:
+        a, b = a * mask, b * mask
+    shape = (a.shape[0], 1, -1)
+    return -F.cosine_similarity(a.reshape(shape), b.reshape(shape), dim=1).mean()
+
+
 def vicinal_sup_loss(
     logits_virtual: Tensor,
     logits_host: Tensor,

@@ -67,6 +67,14 @@ class CoreConfig:
         pairs: the complementary task pairs Ω of Eqs. 6-7, used every iteration: ``"all"`` ordered pairs
             (i, j), i ≠ j (with two tasks: both directions, as the code), or ``"first"``: only pairs that
             include the first task (e.g. MyoPS mixed with each of ACDC and MSCMR, not ACDC with MSCMR).
+        sup_rows: the batch rows of L_sup and L_vicinal-sup (Eqs. 7-8). ``"scribbled"``: the slices of the
+            scribbled subjects (the paper: the terms are defined on scribbles); ``"batch"``: every row, so that
+            with ``dice_on="all"`` the unlabeled slices' predictions sit in the Dice denominator, as in the code
+            (notes §3, ~0.81 logged Dice loss). The pCE is unchanged by it: unlabeled rows have no annotated
+            pixel, except under a cutout that writes background (``cutout_label_fill=0``, as the code).
+        myops_reg: L_vicinal-reg of a MyoPS host (Eq. 6). ``"cosine"``: the cosine of :attr:`cos_reduce`, as for
+            every task; ``"degenerate"``: the code's MyoPS term, a cosine over a size-1 dimension
+            (:func:`~modelmix_lite.losses.degenerate_reg_loss`, notes §3 and disagreement 5), ≈ 0 gradient.
     """
 
     mix_bn: bool = False
@@ -86,6 +94,8 @@ class CoreConfig:
     dropout: str = "paper"
     identical_init: bool = True
     pairs: str = "all"
+    sup_rows: str = "scribbled"
+    myops_reg: str = "cosine"
 
     def __post_init__(self) -> None:
         _check_choice("dice_on", self.dice_on, ("annotated", "all"))
@@ -95,6 +105,8 @@ class CoreConfig:
         _check_choice("dropout", self.dropout, ("paper", "released", "none"))
         _check_choice("pairs", self.pairs, ("all", "first"))
         _check_choice("cutout_label_fill", self.cutout_label_fill, (0, UNANNOTATED))
+        _check_choice("sup_rows", self.sup_rows, ("scribbled", "batch"))
+        _check_choice("myops_reg", self.myops_reg, ("cosine", "degenerate"))
         if not self.lambda_alpha >= MIN_ALPHA:
             raise ConfigError(f"lambda_alpha: Beta concentration must be >= {MIN_ALPHA}, got {self.lambda_alpha!r}")
         if not self.mixup_alpha > 0:
@@ -128,9 +140,20 @@ CORE_PRESETS: dict[str, CoreConfig] = {
         cutout_label_fill=0,
         dropout="released",
         cos_reduce="spatial",
+        sup_rows="batch",
+        myops_reg="degenerate",
     ),
 }
 """``paper``: what §2-3 describe; ``released_code``: what BWGZK/ModelMix@f0f7d4e does (notes §2-4)."""
+
+PRESET_TRAINING: dict[str, dict[str, object]] = {
+    "paper": {},
+    "released_code": {"lr": 1e-4, "weight_decay": 5e-4, "lr_schedule": "constant", "warmup_steps": 0},
+}
+"""Training fields (:class:`~modelmix_lite.train.TrainConfig`) that a core preset sets over the profile's, before
+``--set`` overrides. ``released_code``: the code's optimiser, Adam lr 1e-4 with weight decay 5e-4 (L2, hard-coded)
+and no schedule (notes §4). ``paper``: none; the profile keeps its own optimiser (the ``paper`` profile has §3.1's
+Adam 1e-3, the CPU profiles the schedule chosen on the real validation splits)."""
 
 
 BASELINES: tuple[str, ...] = ("mixup", "cutout", "wsl4", "cyclemix", "nnpu", "cvir", "shapepu")
@@ -214,6 +237,8 @@ METHODS: dict[str, MethodConfig] = _register(
     MethodConfig("pce", "partial cross-entropy on scribbled pixels, one model per task (Table 2 'PCE')"),
     MethodConfig("#1", "Table 1 #1: L_pce, separate models trained side by side", min_tasks=2),
     MethodConfig("#2", "Table 1 #2: L_pce + L_inv (Eq. 1)", inv=True, min_tasks=2),
+    MethodConfig("#2+dice", "control row: #2 with the Dice term of #3 (L_sup = pCE + Dice, Eq. 8) and no virtual "
+                 "model", dice=True, inv=True, min_tasks=2),
     MethodConfig(
         "#3", "Table 1 #3: L_inv + L_vicinal-sup (Eqs. 1, 7)", dice=True, inv=True, vicinal_sup=True, min_tasks=2
     ),

@@ -99,8 +99,19 @@ def structure_mask(label: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
     return np.isin(label, classes)
 
 
+UNDEFINED_HD: tuple[str, ...] = ("nan", "diagonal")
+"""What HD and HD95 are when exactly one side is empty: ``"nan"`` (undefined: left out of the means, and the
+tables show over how many volumes each HD is) or ``"diagonal"`` (the usual penalty: the diagonal of the volume
+in mm, :func:`volume_diagonal_mm`)."""
+
+
+def volume_diagonal_mm(shape: Sequence[int], spacing: Sequence[float]) -> float:
+    """The diagonal of a volume of ``shape`` voxels of ``spacing`` mm: the largest distance two voxels can have."""
+    return float(np.linalg.norm(np.asarray(shape, dtype=float) * np.asarray(spacing, dtype=float)))
+
+
 def evaluate_volume(
-    pred: np.ndarray, gt: np.ndarray, task: TaskSpec | str, spacing: Sequence[float]
+    pred: np.ndarray, gt: np.ndarray, task: TaskSpec | str, spacing: Sequence[float], undefined_hd: str = "nan"
 ) -> dict[str, dict[str, float]]:
     """Dice, HD and HD95 of every evaluation structure of ``task``.
 
@@ -108,10 +119,13 @@ def evaluate_volume(
         pred, gt: canonical label volumes ``(X, Y, Z)`` with values in ``0 .. n_classes-1``.
         task: the task (or its name) whose ``structures`` are evaluated, in table order.
         spacing: voxel size in mm.
+        undefined_hd: HD/HD95 where exactly one of prediction and ground truth is empty (:data:`UNDEFINED_HD`).
 
     Returns:
         ``{structure: {"dice": ..., "hd": ..., "hd95": ...}}``.
     """
+    if undefined_hd not in UNDEFINED_HD:
+        raise ConfigError(f"undefined_hd: {undefined_hd!r} is not one of {', '.join(UNDEFINED_HD)}")
     spec = get_task(task)
     if pred.shape != gt.shape:
         raise DataError(f"pred/gt: shapes differ, {pred.shape} vs {gt.shape}")
@@ -125,6 +139,8 @@ def evaluate_volume(
     for structure, classes in spec.structures.items():
         p, g = structure_mask(pred, classes), structure_mask(gt, classes)
         distances = surface_distances(p, g, spacing)
+        if undefined_hd == "diagonal" and np.isnan(distances).any():
+            distances = np.full(1, volume_diagonal_mm(pred.shape, spacing))
         results[structure] = {
             "dice": dice(p, g),
             "hd": _percentile(distances, 100.0),
@@ -188,6 +204,13 @@ def format_mean_std(mean: float, std: float, digits: int = 3) -> str:
         return text.replace("0.", ".", 1) if text.lstrip("-").startswith("0.") else text
 
     return "—" if math.isnan(mean) else f"{number(mean)}±{number(std)}"
+
+
+def format_distance(mean: float, std: float, n: int, total: int, digits: int = 2) -> str:
+    """An HD cell: :func:`format_mean_std`, followed by ``(n/total)`` when the mean is over ``n`` of ``total``
+    volumes (HD is undefined where exactly one side is empty), e.g. ``"12.30±4.50 (7/10)"``."""
+    cell = format_mean_std(mean, std, digits)
+    return cell if n == total else f"{cell} ({n}/{total})"
 
 
 def largest_connected_component(mask: np.ndarray) -> np.ndarray:

@@ -51,7 +51,7 @@ from .data.readers import Case, load_split
 from .errors import ConfigError, DataError
 from .evaluate import data_fingerprint, load_run_models, predict_volume, run_geometry, select_cases
 from .methods import METHODS
-from .metrics import errors_by_distance, evaluate_volume, format_mean_std, summarize
+from .metrics import errors_by_distance, evaluate_volume, format_distance, format_mean_std, summarize
 from .paper_results import published, table_structures
 from .train import DEFAULT_DATA, PROFILES, TrainConfig, config_to_dict, pick_device, resolve_config, train
 from .tutorial import git_commit
@@ -566,7 +566,8 @@ def comparison_table(rows: pd.DataFrame, table: int, metric: str = "dice", half:
 
     Returns:
         Index: the row labels; columns ``(target, structure, "ours" | "paper")``; :data:`MISSING` where a side
-        has no number (a row not run, or a metric the paper does not report).
+        has no number (a row not run, or a metric the paper does not report). An HD cell of ours over fewer
+        volumes than its Dice ends with the count (:func:`~modelmix_lite.metrics.format_distance`).
     """
     spec = get_table(table)
     halves = list(dict.fromkeys(e.combo for e in spec.entries)) if spec.number == 1 else [""]
@@ -584,8 +585,9 @@ def comparison_table(rows: pd.DataFrame, table: int, metric: str = "dice", half:
     if len(ours):
         summary = summarize_results(ours)
         for r in summary[summary["half"] == half].itertuples():
-            ours_cells[(r.row, r.target, r.structure)] = format_mean_std(
-                getattr(r, f"{metric}_mean"), getattr(r, f"{metric}_std"), digits)
+            mean, std = getattr(r, f"{metric}_mean"), getattr(r, f"{metric}_std")
+            ours_cells[(r.row, r.target, r.structure)] = format_mean_std(mean, std, digits) if metric == "dice" \
+                else format_distance(mean, std, r.hd_n, r.dice_n, digits)
     targets = half.split("+") if half else [spec.entries[0].targets[0]]
     columns = [(SHORT_NAMES[t], s, side) for t in targets for s in table_structures(t) for side in ("ours", "paper")]
     index = _row_order(spec.number, half)

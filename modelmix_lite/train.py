@@ -44,6 +44,7 @@ from .errors import ConfigError
 from .evaluate import evaluate_cases
 from .losses import (
     check_target_values,
+    degenerate_reg_loss,
     invariance_loss,
     mixup_cross_entropy,
     partial_cross_entropy,
@@ -52,7 +53,9 @@ from .losses import (
     vicinal_reg_loss,
     vicinal_sup_loss,
 )
-from .methods import CORE_PRESETS, METHODS, CoreConfig, MethodConfig, check_method_tasks, get_core, get_method
+from .methods import (
+    CORE_PRESETS, METHODS, PRESET_TRAINING, CoreConfig, MethodConfig, check_method_tasks, get_core, get_method,
+)
 from .mixing import mixable_layers, random_layer, sample_lambda, virtual_forward
 from .models import TaskModelSet, as_model_input
 from .perturb import apply_cutout, augment, cutout_mask, mixup, partner_index, rotate, rotate_labels, to_device
@@ -235,6 +238,8 @@ def resolve_config(
 ) -> TrainConfig:
     """The ``profile``'s :class:`TrainConfig` with the core ``preset`` and ``key=value`` overrides applied.
 
+    Precedence, lowest first: the profile, its :data:`PROFILE_CORE` fields, the preset (its core fields and its
+    :data:`~modelmix_lite.methods.PRESET_TRAINING` fields, e.g. the released code's optimiser), ``overrides``.
     Keys are :class:`TrainConfig` fields or :class:`~modelmix_lite.methods.CoreConfig` fields (e.g.
     ``steps=50``, ``detach_virtual=true``); values are parsed to the field's type.
 
@@ -255,7 +260,7 @@ def resolve_config(
             known = [k for k in train_types if k != "core"] + list(core_types)
             raise ConfigError(f"--set {key}: unknown option; known options: {', '.join(known)}")
     core = dataclasses.replace(get_core(preset), **{**PROFILE_CORE.get(profile, {}), **core_set})
-    return dataclasses.replace(PROFILES[profile], core=core, **train_set)
+    return dataclasses.replace(PROFILES[profile], core=core, **{**PRESET_TRAINING.get(preset, {}), **train_set})
 
 
 def config_to_dict(config: TrainConfig) -> dict:
@@ -293,13 +298,14 @@ class ModelMixObjective(nn.Module):
 
     * ``x^c = 1_c ⊙ x`` — cutout (§2.1), when the method has L_inv; the host prediction ``f_i(x^c)``
       is shared by all terms below;
-    * ``sup``   L_sup (Eq. 8; pCE alone unless ``method.dice``) on the scribbled rows, when there is no
-      L_vicinal-sup (which contains it, Eq. 7);
+    * ``sup``   L_sup (Eq. 8; pCE alone unless ``method.dice``) on the scribbled rows (every row with
+      ``core.sup_rows="batch"``), when there is no L_vicinal-sup (which contains it, Eq. 7);
     * ``inv``   Eq. 1 on all rows: mixup with an intra-batch partner, cosine to the mixed predictions
       (``mixce``: the released code's mixup cross-entropy, ``core.mixup_ce``);
     * for every pair ``(i, j)`` in Ω: the virtual model ``f̃_ij`` (one random mixable encoder layer,
       ``λ ~ Beta``, Eq. 5; on a rotated batch if ``core.rotate_virtual``), then
-      ``vsup`` Eq. 7 on the scribbled rows and ``vreg`` Eq. 6 on all rows, summed over ``j``.
+      ``vsup`` Eq. 7 on the rows of ``sup`` and ``vreg`` Eq. 6 on all rows, summed over ``j`` (a MyoPS host
+      with ``core.myops_reg="degenerate"``: the released code's degenerate term instead of Eq. 6).
 
     A method with a ``baseline`` (Tables 2-3) has none of these: its terms per task are
     :func:`~modelmix_lite.baselines.baseline_terms` (eager: ``compile`` does not apply to them).
@@ -342,6 +348,10 @@ class ModelMixObjective(nn.Module):
                 raise ConfigError(f"--method {method.name}: needs the class ratio of task {task!r} (priors)")
             self.register_buffer(f"prior_{task}", torch.as_tensor(priors[task]), persistent=False)
 
+    def _sup_rows(self, n: int, batch: int) -> int:
+        """How many leading rows the supervised terms see (``core.sup_rows``): the scribbled ones, or all."""
+        return n if self.core.sup_rows == "scribbled" else batch
+
     def _sup(self, logits: Tensor, target: Tensor) -> Tensor:
         if self.method.dice:
             return supervised_loss(logits, target, self.core.dice_on, self.core.dice_average, check=False)
@@ -374,15 +384,20 @@ class ModelMixObjective(nn.Module):
         logits_v = virtual_forward(models[i], models[j], layer, lam, x, self.core.detach_virtual)
         terms = {}
         if self.method.vicinal_sup:
-            target_v = None if y_v is None else y_v[:n]
+            rows = self._sup_rows(n, len(y))
+            target_v = None if y_v is None else y_v[:rows]
             terms["vsup"] = vicinal_sup_loss(
-                logits_v[:n], logits[:n], y[:n], self.core.dice_on, target_v, self.core.dice_average, check=False
+                logits_v[:rows], logits[:rows], y[:rows], self.core.dice_on, target_v, self.core.dice_average,
+                check=False,
             )
         if self.method.vicinal_reg:
             probs_v = logits_v.softmax(1)
             if self.core.rotate_virtual:
                 probs_v = rotate(probs_v, -angle, "nearest")
-            terms["vreg"] = vicinal_reg_loss(probs_v, logits.softmax(1), self.core.cos_reduce, mask)
+            if i == "myops" and self.core.myops_reg == "degenerate":
+                terms["vreg"] = degenerate_reg_loss(probs_v, logits.softmax(1), mask)
+            else:
+                terms["vreg"] = vicinal_reg_loss(probs_v, logits.softmax(1), self.core.cos_reduce, mask)
         return terms
 
     def forward(self, batches: Mapping[str, Mapping]) -> tuple[Tensor, dict[str, Tensor]]:
@@ -410,7 +425,8 @@ class ModelMixObjective(nn.Module):
             logits = self.forward_fns[task](x)
             host[task] = (x, y, n, logits)
             if not self.method.vicinal_sup:
-                terms[f"sup/{task}"] = self._sup(logits[:n], y[:n])
+                rows = self._sup_rows(n, len(y))
+                terms[f"sup/{task}"] = self._sup(logits[:rows], y[:rows])
             if self.method.inv:
                 for name, value in self._invariance(task, x, y, logits.softmax(1)).items():
                     terms[f"{name}/{task}"] = value

@@ -59,11 +59,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.data.tasks import UNANNOTATED, get_task
 from modelmix_lite.losses import (
+    degenerate_reg_loss,
     dice_loss,
     invariance_loss,
     partial_cross_entropy,
@@ -328,9 +328,7 @@ def back(z: torch.Tensor) -> torch.Tensor:
 
 
 readings = {
-    "released MyoPS code: cosine over a size-1 dim": lambda z: -F.cosine_similarity(
-        back(z).reshape(len(z), 1, -1), host.reshape(len(z), 1, -1), dim=1
-    ).mean(),
+    "released MyoPS code: cosine over a size-1 dim": lambda z: degenerate_reg_loss(back(z), host),
     "vicinal_reg_loss, spatial, corners masked": lambda z: vicinal_reg_loss(back(z), host, "spatial", kept),
     "vicinal_reg_loss, pixel, corners masked": lambda z: vicinal_reg_loss(back(z), host, "pixel", kept),
 }
@@ -353,7 +351,8 @@ degenerate
 # {glue:text}`kept_fraction:.4f`. The log's $-0.83$ to $-0.99$ are this number for other angles. Its largest
 # gradient is {glue:text}`degenerate_grad:.1e`, floating-point rounding, against {glue:text}`masked_grad:.1e`
 # for a real cosine. In the released code, MyoPS therefore trains with no vicinal regularisation at all. The
-# library has no switch for this bug: both presets compute a real cosine for every task.
+# `released_code` preset reproduces this ({py:attr}`~modelmix_lite.methods.CoreConfig.myops_reg` `"degenerate"`,
+# {py:func}`~modelmix_lite.losses.degenerate_reg_loss`); the `paper` preset computes a real cosine for every task.
 
 # %% [markdown]
 # ## 5. Where the gradient goes: $e_i$, $e_j$ and $h_i$

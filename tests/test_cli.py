@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from modelmix_lite.cli import main
 from modelmix_lite.data.nifti import load_nifti
 from modelmix_lite.data.readers import load_split
+from modelmix_lite.metrics import volume_diagonal_mm
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,28 @@ def test_evaluate_prints_paper_table(run_dir: Path, phantom_root: Path, tmp_path
     rows = csv.read_text().splitlines()
     n_val = len(load_split("myops", phantom_root, "val")) * 2 + len(load_split("mscmr", phantom_root, "val")) * 3
     assert len(rows) == 1 + n_val  # header + one row per (case, structure)
+
+
+def test_evaluate_penalises_undefined_hd_with_the_diagonal_when_asked(run_dir: Path, phantom_root: Path, tmp_path: Path,
+                                                                    capsys, monkeypatch) -> None:
+    import modelmix_lite.evaluate as evaluate
+
+    def predict_nothing(model, case, *args, **kwargs):  # every structure empty: every HD undefined
+        return np.zeros(case.label.shape, np.uint8)
+
+    monkeypatch.setattr(evaluate, "predict_volume", predict_nothing)
+    csvs = {rule: tmp_path / f"{rule}.csv" for rule in ("nan", "diagonal")}
+    for rule, csv in csvs.items():
+        assert main(["evaluate", str(run_dir), "--data", str(phantom_root), "--split", "val", "--checkpoint",
+                     "last.pt", "--undefined-hd", rule, "--csv", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "undefined HD left out" in out and "undefined HD = the volume's diagonal" in out
+    nan, diagonal = (pd.read_csv(csvs[rule]) for rule in ("nan", "diagonal"))
+    assert nan["hd"].isna().all() and nan["hd95"].isna().all()
+    cases = {c.subject: c for task in ("myops", "mscmr") for c in load_split(task, phantom_root, "val")}
+    expected = [volume_diagonal_mm(cases[c].label.shape, cases[c].spacing) for c in diagonal["case"]]
+    np.testing.assert_allclose(diagonal["hd"], expected)
+    np.testing.assert_allclose(diagonal["hd95"], expected)
 
 
 def test_predict_writes_raw_labels_on_the_input_grid(run_dir: Path, phantom_root: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ def test_presets_differ_exactly_where_paper_and_code_disagree():
     differing = {f.name for f in dataclasses.fields(CoreConfig) if getattr(paper, f.name) != getattr(code, f.name)}
     assert differing == {
         "mix_bn", "detach_virtual", "rotate_virtual", "dice_on", "dice_average", "mixup_partner", "mixup_ce",
-        "cutout_label_fill", "dropout", "cos_reduce",
+        "cutout_label_fill", "dropout", "cos_reduce", "sup_rows", "myops_reg",
     }
     assert (paper.mix_bn, paper.detach_virtual, paper.dice_on) == (False, False, "annotated")
     assert (code.mix_bn, code.detach_virtual, code.dice_on, code.cutout_label_fill) == (True, True, "all", 0)

@@ -180,6 +180,15 @@ def test_paper_table_matches_hand_computed_mean_and_sample_std() -> None:
     assert paper_table(_rows(), "hd").loc["B", ("mscmr", "LV")] == "7.00±1.41"
 
 
+def test_paper_table_hd_cells_say_over_how_many_volumes_when_some_are_undefined() -> None:
+    rows = _rows()
+    rows.loc[(rows["method"] == "B") & (rows["case"] == "c1") & (rows["structure"] == "LV"), ["hd", "hd95"]] = np.nan
+    table = paper_table(rows, "hd")
+    assert table.loc["B", ("mscmr", "LV")] == "8.00±— (1/2)"  # only c2's 8.0 is defined
+    assert table.loc["B", ("mscmr", "Avg")] == "5.33±2.52 (3/4)"  # 8, 5, 3 over the 4 (case, structure) pairs
+    assert table.loc["A", ("mscmr", "LV")] == "9.00±.00"  # every volume: no count
+
+
 def test_paper_table_rejects_unknown_metric_and_missing_keys() -> None:
     with pytest.raises(ConfigError, match=r"metric: 'iou' is not one of dice, hd, hd95"):
         paper_table(_rows(), "iou")
