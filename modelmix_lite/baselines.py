@@ -8,10 +8,11 @@ the paper's references):
 * ``cutout``: DeVries & Taylor 2017 [5]: pCE on cut-out slices only (cut pixels unannotated);
 * ``wsl4``: Luo et al., MICCAI 2022 (DMPLS) [15]: pCE of both branches of a dual-branch UNet +
   0.5 · Dice against the dynamically mixed pseudo label;
-* ``cyclemix``: Zhang & Zhuang, CVPR 2022 [22], simplified: pCE on box-mixed slices + unmix consistency;
+* ``cyclemix``: Zhang & Zhuang, CVPR 2022 [22], simplified: pCE on box-mixed slices + 0.1 · unmix consistency;
 * ``nnpu``: Kiryo et al., NeurIPS 2017 [12]: one-vs-rest non-negative PU risk;
 * ``cvir``: Garg et al., NeurIPS 2021 [7]: PU loss on the unlabeled pixels CVIR keeps;
-* ``shapepu``: Zhang & Zhuang, MICCAI 2022 [23], simplified: PU marginal loss + cutout shape consistency.
+* ``shapepu``: Zhang & Zhuang, MICCAI 2022 [23]: pCE on the slice and on its rotated / flipped, cut-out view,
+  PU marginal loss with an EM-estimated class ratio, and 0.05 · shape consistency outside the hole.
 
 Shapes: logits ``(B, C, H, W)``; targets int64 ``(B, H, W)`` with ``UNANNOTATED`` (255) for unannotated
 pixels. A batch holds scribbled and (for the methods with a term on unannotated pixels) unlabeled slices;
@@ -21,8 +22,10 @@ The ``*_terms`` functions run inside the training step: like the ModelMix object
 to the host, so they do not check target values (``check=False``; ``train._prepare`` validates each batch
 on the CPU). The standalone losses check their inputs unless called with ``check=False``.
 
-The PU methods (nnpu, cvir, shapepu) are "provided with the additional information of label class ratio"
-(paper §3.3): :func:`class_prior` computes it from the training ground truth. Each PU term treats a class
+nnPU and CVIR are "provided with the additional information of label class ratio" (paper §3.3):
+:func:`class_prior` computes it from the ground truth of ``TrainConfig.prior_split`` (the validation split on real
+MSCMRseg, whose training split has scribbles only). ShapePU gets no ratio: it estimates it by EM in every batch
+(:func:`em_class_prior`), as its original does, and so trains on data with scribbles only. Each PU term treats a class
 ``c`` one-vs-rest: its positives P are the scribble pixels of ``c``, the unlabeled set U every unannotated
 pixel, and a class with no scribble pixel in the batch is skipped (no positive risk can be estimated).
 """
@@ -39,7 +42,7 @@ from .data.readers import Case
 from .data.tasks import UNANNOTATED, TaskSpec, get_task
 from .errors import ConfigError, DataError
 from .losses import _check_target, _one_hot, cosine_loss, dice_loss, mixup_cross_entropy, partial_cross_entropy
-from .methods import BASELINES, PU_BASELINES, CoreConfig
+from .methods import BASELINES, PRIOR_BASELINES, CoreConfig
 from .models import UNet
 from .perturb import apply_cutout, cutout_mask, mixup, partner_index
 
@@ -49,29 +52,39 @@ DMPLS_WEIGHT: float = 0.5
 CYCLEMIX_BOX: float = 0.5
 """Side of the square a CycleMix slice takes from its partner, as a fraction of the slice side."""
 
+CYCLEMIX_CONSISTENCY_WEIGHT: float = 0.1
+"""Weight of CycleMix's consistency term, as the original weighs its consistency losses."""
+
+SHAPEPU_CONSISTENCY_WEIGHT: float = 0.05
+"""Weight of ShapePU's global shape consistency, as in the original."""
+
+EM_ITERATIONS: int = 10
+"""EM steps of :func:`em_class_prior` per batch (a fixed count: no host read decides when to stop)."""
+
 # ----------------------------------------------------------------------------------------------
 # The class ratio given to the PU methods
 # ----------------------------------------------------------------------------------------------
 
 
-def class_prior(cases: Sequence[Case], task: TaskSpec | str) -> Tensor:
+def class_prior(cases: Sequence[Case], task: TaskSpec | str, split: str = "train") -> Tensor:
     """``(C,)`` float32: the share of each class among all voxels of the cases' ground truth.
 
-    This is the "label class ratio" the paper gives nnPU, CVIR (and ShapePU, which estimates it by EM
-    instead): the class prior π of the unlabeled pixels, taken here from the training ground truth.
+    This is the "label class ratio" the paper gives nnPU and CVIR: the class prior π of the unlabeled pixels,
+    taken from the ground truth of ``split`` (``TrainConfig.prior_split``; ``"val"`` where the training split
+    has scribbles only). ShapePU is not given it: it estimates the ratio by EM (:func:`em_class_prior`).
 
     Raises:
         DataError: no cases, or a case without ground truth.
     """
     spec = get_task(task)
     if not cases:
-        raise DataError(f"{spec.name}: no training cases to compute the class ratio from")
+        raise DataError(f"{spec.name}: no {split} cases to compute the class ratio from")
     counts = np.zeros(spec.n_classes, dtype=np.int64)
     for case in cases:
         if case.label is None:
-            raise DataError(
-                f"{case.subject}: no ground truth; the PU baselines need the class ratio of the training labels"
-            )
+            hint = "; set prior_split=val to take it from the validation labels" if split == "train" else ""
+            raise DataError(f"{case.subject}: no ground truth in the {split} split, and nnPU/CVIR need the class "
+                            f"ratio of its labels{hint}")
         counts_case = np.bincount(case.label.ravel(), minlength=spec.n_classes)
         if len(counts_case) > spec.n_classes:
             raise DataError(f"{case.subject}: ground truth has class {len(counts_case) - 1}, not a {spec.name} class")
@@ -140,7 +153,10 @@ def dmpls_pseudo_label_loss(logits_main: Tensor, logits_aux: Tensor, pseudo: Ten
     """DMPLS [15] pseudo-label supervision: ``0.5 · (Dice(p_main, PL) + Dice(p_aux, PL))`` on every pixel.
 
     Simplified: the soft Dice of :func:`~modelmix_lite.losses.dice_loss` (classes present in PL, linear
-    sums) stands in for WSL4MIS's squared-denominator Dice over all classes.
+    sums ``Σp + Σy``) stands in for WSL4MIS's Dice over all classes with squared sums ``Σp² + Σy²``; both are 0
+    at a perfect match and differ only in how hard they push uncertain pixels. The original also trains with SGD
+    (lr 0.01, momentum 0.9, weight decay 1e-4) and a poly learning-rate decay; here every baseline trains with
+    the profile's optimiser and schedule, so that the comparison changes only the loss.
     """
     return 0.5 * (dice_loss(logits_main, pseudo, check=check) + dice_loss(logits_aux, pseudo, check=check))
 
@@ -179,7 +195,9 @@ def cyclemix_consistency(p_mix: Tensor, p1: Tensor, p2: Tensor, mask: Tensor, re
     With a binary mask the mix is undone exactly: the pixels of ``p_mix`` where ``M = 1`` show ``x1``, the
     others ``x2``, so the unmixed predictions must equal ``p1`` and ``p2`` there:
     ``−cos(f(x'), M ⊙ f(x1) + (1 − M) ⊙ f(x2))`` (:func:`~modelmix_lite.losses.cosine_loss`, ``reduce``).
-    CycleMix's saliency-guided Puzzle Mix, random occlusion and second mixing pass are left out.
+    Left out of CycleMix: its Puzzle Mix is saliency-guided, here the box is random; its integrity loss on the
+    largest connected component of the prediction needs a connected-component labelling inside every step (a
+    round trip to the host here), and its random occlusion and second mixing pass are not reproduced either.
     """
     return cosine_loss(p_mix, box_mix(p1, p2, mask), reduce=reduce)
 
@@ -188,7 +206,7 @@ def cyclemix_terms(
     model: UNet, x: Tensor, y: Tensor, generator: torch.Generator, core: CoreConfig
 ) -> dict[str, Tensor]:
     """CycleMix [22], simplified: ``sup`` pCE; ``mix`` pCE of the box-mixed slice against the mixed scribbles;
-    ``cycle`` :func:`cyclemix_consistency` (all slices, unlabeled ones too).
+    ``cycle`` :data:`CYCLEMIX_CONSISTENCY_WEIGHT` · :func:`cyclemix_consistency` (all slices, unlabeled ones too).
 
     Each slice takes a square of side :data:`CYCLEMIX_BOX` · S at a random place from an intra-batch
     partner (``core.mixup_partner``); its scribbles are mixed with the same mask.
@@ -202,7 +220,8 @@ def cyclemix_terms(
     return {
         "sup": partial_cross_entropy(logits, y, check=False),
         "mix": partial_cross_entropy(logits_mix, y_mix, check=False),
-        "cycle": cyclemix_consistency(logits_mix.softmax(1), p, p[partner], mask, core.cos_reduce),
+        "cycle": CYCLEMIX_CONSISTENCY_WEIGHT * cyclemix_consistency(logits_mix.softmax(1), p, p[partner], mask,
+                                                                   core.cos_reduce),
     }
 
 
@@ -294,13 +313,39 @@ def cvir_loss(logits: Tensor, target: Tensor, prior: Tensor, check: bool = True)
     return _mean_over_present(pos + neg, positives)
 
 
+def em_class_prior(probs: Tensor, target: Tensor, iterations: int = EM_ITERATIONS, floor: float = 1e-3) -> Tensor:
+    """``(C,)``: the class ratio of the unannotated pixels, estimated by EM (Saerens et al. 2002), as ShapePU [23].
+
+    The network's posteriors ``p(c | x)`` were learnt under the class ratio of the scribbles, ``π_s`` (the share
+    of each class among the batch's annotated pixels, floored at ``floor`` and renormalised). EM re-weights
+    them towards the ratio ``π`` of the unannotated pixels U and re-estimates it:
+    E-step ``q_c(x) ∝ (π_c / π_s,c) · p(c | x)``; M-step ``π_c = mean_{x ∈ U} q_c(x)``; from ``π = π_s``, a fixed
+    number of ``iterations``. No gradient.
+
+    Args:
+        probs: ``(B, C, H, W)`` softmax probabilities. target: ``(B, H, W)`` with ``UNANNOTATED``.
+    """
+    probs = probs.detach()
+    annotated = _one_hot(target, probs.shape[1], UNANNOTATED).sum((0, 2, 3))
+    source = (annotated / annotated.sum().clamp(min=1)).clamp(min=floor)
+    source = source / source.sum()
+    unlabeled = (target == UNANNOTATED)[:, None].to(probs.dtype)
+    n_unlabeled = unlabeled.sum().clamp(min=1)
+    prior = source
+    for _ in range(iterations):
+        weighted = probs * (prior / source)[None, :, None, None]
+        posterior = weighted / weighted.sum(1, keepdim=True).clamp(min=1e-12)
+        prior = (posterior * unlabeled).sum((0, 2, 3)) / n_unlabeled
+    return prior
+
+
 def shapepu_marginal_loss(logits: Tensor, target: Tensor, prior: Tensor, check: bool = True) -> Tensor:
     """ShapePU [23] marginal probability maximisation on the unlabeled pixels.
 
     An unlabeled pixel that :func:`pu_negatives` calls negative for the foreground classes ``N ≠ ∅``
     should belong to one of the others: loss ``−log Σ_{c ∉ N} p_c``, averaged over those pixels.
-    Background is never excluded (as in the released code). Simplified: the ratios are given, not EM-estimated.
-    ``check``: as :func:`nnpu_risk`.
+    Background is never excluded (as in the released code). ``prior``: the class ratio of U, which ShapePU
+    estimates by EM (:func:`em_class_prior`). ``check``: as :func:`nnpu_risk`.
     """
     _, unlabeled = _pu_sets(logits, target, prior, check)
     foreground = torch.arange(logits.shape[1], device=logits.device)[None, :, None, None] > 0
@@ -310,25 +355,43 @@ def shapepu_marginal_loss(logits: Tensor, target: Tensor, prior: Tensor, check: 
     return -(log_marginal * judged).sum() / judged.sum().clamp(min=1)
 
 
-def shape_consistency(p_cut: Tensor, p: Tensor, reduce: str = "pixel") -> Tensor:
-    """ShapePU [23] global consistency, simplified: ``−cos(f(1_c ⊙ x), f(x))`` over the whole slice.
+def shape_consistency(p_view: Tensor, p: Tensor, keep: Tensor, reduce: str = "pixel") -> Tensor:
+    """ShapePU [23] global consistency: ``−cos(f(T(1_c ⊙ x)), T(f(x)))`` outside the cut-out hole.
 
-    The hole counts too, so the network has to complete the shape it cannot see.
+    ``p_view`` is the prediction on the transformed, cut-out slice and ``p`` the transformed prediction on the
+    whole slice; ``keep`` ``(B, 1, H, W)`` is 1 outside the hole (which the original masks out).
     """
-    return cosine_loss(p_cut, p, reduce=reduce)
+    return cosine_loss(p_view, p, reduce=reduce, mask=keep)
 
 
-def shapepu_terms(
-    model: UNet, x: Tensor, y: Tensor, generator: torch.Generator, core: CoreConfig, prior: Tensor
-) -> dict[str, Tensor]:
-    """ShapePU [23], simplified: ``sup`` pCE, ``pu`` :func:`shapepu_marginal_loss`, ``shape``
-    :func:`shape_consistency` with a cutout of ``core.cutout_size``."""
-    x_cut, _ = _cut(x, y, generator, core)
+def _rotate_flip(z: Tensor, quarter_turns: int, flip: bool) -> Tensor:
+    """Rotate the last two axes of ``z`` by ``quarter_turns`` · 90° and optionally flip them left-right (exact)."""
+    z = torch.rot90(z, quarter_turns, dims=(-2, -1))
+    return z.flip(-1) if flip else z
+
+
+def shapepu_terms(model: UNet, x: Tensor, y: Tensor, generator: torch.Generator, core: CoreConfig) -> dict[str, Tensor]:
+    """ShapePU [23]: ``sup`` pCE on the slice plus pCE on its view ``T(1_c ⊙ x)`` (a random rotation by a multiple
+    of 90° and flip ``T`` of the cut-out slice, scribbles moved with it, cut pixels unannotated); ``pu``
+    :func:`shapepu_marginal_loss` with the EM ratio of :func:`em_class_prior`; ``shape``
+    :data:`SHAPEPU_CONSISTENCY_WEIGHT` · :func:`shape_consistency` between the view's prediction and the
+    transformed prediction on the whole slice, outside the hole. Cutout: ``core.cutout_size``, ``core.cutout_p``.
+    """
+    quarter_turns = int(torch.randint(4, (1,), generator=generator))  # a CPU generator: no device sync
+    flip = int(torch.randint(2, (1,), generator=generator)) == 1
+    size = max(1, round(core.cutout_size * x.shape[-1]))
+    keep = cutout_mask(x.shape[0], *x.shape[2:], size, core.cutout_p, generator, x.device)
+    x_cut, y_cut = apply_cutout(x, keep, y, UNANNOTATED)
     logits = model(x)
+    logits_view = model(_rotate_flip(x_cut, quarter_turns, flip))
+    y_view, keep_view = _rotate_flip(y_cut, quarter_turns, flip), _rotate_flip(keep, quarter_turns, flip)
+    probs = logits.softmax(1)
+    prior = em_class_prior(probs, y)
     return {
-        "sup": partial_cross_entropy(logits, y, check=False),
+        "sup": partial_cross_entropy(logits, y, check=False) + partial_cross_entropy(logits_view, y_view, check=False),
         "pu": shapepu_marginal_loss(logits, y, prior, check=False),
-        "shape": shape_consistency(model(x_cut).softmax(1), logits.softmax(1), core.cos_reduce),
+        "shape": SHAPEPU_CONSISTENCY_WEIGHT * shape_consistency(
+            logits_view.softmax(1), _rotate_flip(probs, quarter_turns, flip), keep_view, core.cos_reduce),
     }
 
 
@@ -353,17 +416,17 @@ def baseline_terms(
         x: ``(B, 3, S, S)``; y: ``(B, S, S)`` scribbles (all ``UNANNOTATED`` on unlabeled slices).
         generator: every random draw (partners, ratios, masks, β).
         core: mixup / cutout / cosine options shared with ModelMix.
-        prior: ``(C,)`` class ratios, required by ``nnpu``, ``cvir`` and ``shapepu``.
+        prior: ``(C,)`` class ratios, required by ``nnpu`` and ``cvir`` (ShapePU estimates its own).
     Returns:
         term name -> scalar; the objective sums them.
     """
     if name not in BASELINES:
         raise ConfigError(f"baseline: unknown baseline {name!r}; known baselines: {', '.join(BASELINES)}")
-    if name in PU_BASELINES:
+    if name == "shapepu":
+        return shapepu_terms(model, x, y, generator, core)
+    if name in PRIOR_BASELINES:
         if prior is None:
-            raise ConfigError(f"--method {name}: needs the class ratio of the task (computed from training labels)")
-        if name == "shapepu":
-            return shapepu_terms(model, x, y, generator, core, prior)
+            raise ConfigError(f"--method {name}: needs the class ratio of the task (class_prior, prior_split)")
         pu = nnpu_risk if name == "nnpu" else cvir_loss
         logits = model(x)
         return {"sup": partial_cross_entropy(logits, y, check=False), "pu": pu(logits, y, prior, check=False)}

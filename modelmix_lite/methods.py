@@ -163,7 +163,11 @@ _UNSUPERVISED_BASELINES = ("wsl4", "cyclemix", "nnpu", "cvir", "shapepu")
 """Baselines with a term on unannotated pixels (pseudo labels, consistency, PU risk): they see unlabeled slices."""
 
 PU_BASELINES: tuple[str, ...] = ("nnpu", "cvir", "shapepu")
-"""Baselines given the class ratio of each task as extra information (paper §3.3)."""
+"""The positive-unlabeled (PU) learning baselines."""
+
+PRIOR_BASELINES: tuple[str, ...] = ("nnpu", "cvir")
+"""Baselines given the class ratio of each task as extra information (paper §3.3). ShapePU is not: it estimates
+the ratio by EM, as its original does (:func:`~modelmix_lite.baselines.em_class_prior`)."""
 
 
 @dataclass(frozen=True)
@@ -220,8 +224,8 @@ class MethodConfig:
 
     @property
     def needs_prior(self) -> bool:
-        """Whether the method is given each task's class ratio (the PU baselines)."""
-        return self.baseline in PU_BASELINES
+        """Whether the method is given each task's class ratio (nnPU and CVIR)."""
+        return self.baseline in PRIOR_BASELINES
 
     @property
     def mixes_models(self) -> bool:
@@ -258,14 +262,14 @@ METHODS: dict[str, MethodConfig] = _register(
     MethodConfig("cutout", "Cutout [5]: pCE on cut-out slices, cut pixels unannotated (Table 2)", baseline="cutout"),
     MethodConfig("wsl4", "WSL4 = DMPLS [15]: dual-branch UNet, pCE + mixed pseudo-label Dice (Table 2)",
                  baseline="wsl4"),
-    MethodConfig("cyclemix", "CycleMix [22], simplified: pCE + box-mix supervision + unmix consistency (Table 2)",
+    MethodConfig("cyclemix", "CycleMix [22], simplified: pCE + box-mix supervision + 0.1 unmix consistency (Table 2)",
                  baseline="cyclemix"),
     MethodConfig("nnpu", "nnPU [12]: pCE + one-vs-rest non-negative PU risk, class ratio given (Table 3)",
                  baseline="nnpu"),
     MethodConfig("cvir", "CVIR [7]: pCE + PU loss ignoring the top-prior unlabeled, class ratio given (Table 3)",
                  baseline="cvir"),
-    MethodConfig("shapepu", "ShapePU [23], simplified: pCE + PU marginal loss + cutout shape consistency (Table 2)",
-                 baseline="shapepu"),
+    MethodConfig("shapepu", "ShapePU [23]: pCE + PU marginal loss with an EM class ratio + shape consistency "
+                 "(Table 2)", baseline="shapepu"),
 )
 METHODS["modelmix"] = METHODS["#4"]
 

@@ -89,6 +89,8 @@ class TrainConfig:
             over ``warmup_steps``, then a cosine decay to ``final_lr_ratio × lr`` at the last step
             (:func:`learning_rate`).
         n_scribbled: scribble-annotated subjects per task (paper §3.1: 5).
+        prior_split: the split whose ground truth gives nnPU and CVIR the class ratio (paper §3.3 grants it):
+            ``"train"``, or ``"val"`` where the training split has scribbles only (real MSCMRseg).
         augment: random rotation / flips / crop-zoom of every training batch (§3.1).
         log_every: steps between log rows (and non-finite checks).
         val_every: steps between validations (and at the end); 0: never validate.
@@ -115,6 +117,7 @@ class TrainConfig:
     warmup_steps: int = 0
     final_lr_ratio: float = 0.01
     n_scribbled: int = 5
+    prior_split: str = "train"
     augment: bool = True
     log_every: int = 10
     val_every: int = 100
@@ -142,6 +145,8 @@ class TrainConfig:
             raise ConfigError(f"unlabeled_fraction: must be in [0, 1), got {self.unlabeled_fraction!r}")
         if self.norm not in ("batch", "none"):
             raise ConfigError(f"norm: {self.norm!r} is not one of 'batch', 'none'")
+        if self.prior_split not in ("train", "val"):
+            raise ConfigError(f"prior_split: {self.prior_split!r} is not one of train, val")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"lr_schedule: {self.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
         if not 0.0 <= self.final_lr_ratio <= 1.0:
@@ -492,7 +497,7 @@ class InfiniteSampler:
 @dataclass
 class TaskData:
     """One task's training slices, its samplers (scribbled, optionally unlabeled) and its validation cases;
-    ``prior``: the class ratio of its training labels, for the PU baselines (else None)."""
+    ``prior``: the class ratio of the ``prior_split`` ground truth, for nnPU and CVIR (else None)."""
 
     dataset: SliceDataset
     samplers: dict[str, InfiniteSampler]
@@ -552,7 +557,8 @@ def _load_task_data(
     if method.mixes_images and config.batch_size // world < 2:
         raise ConfigError(f"batch_size: mixup needs >= 2 slices per process, got {config.batch_size // world}")
     val_cases = load_split(task, root, "val") if config.val_every else []
-    prior = class_prior(load_split(task, root, "train"), task) if method.needs_prior else None
+    prior = class_prior(load_split(task, root, config.prior_split), task, config.prior_split) \
+        if method.needs_prior else None
     return TaskData(dataset, samplers, val_cases, split, prior)
 
 

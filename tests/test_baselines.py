@@ -24,7 +24,11 @@ from modelmix_lite.baselines import (
     shape_consistency,
     shapepu_marginal_loss,
     wsl4_terms,
+    em_class_prior,
+    SHAPEPU_CONSISTENCY_WEIGHT,
+    CYCLEMIX_CONSISTENCY_WEIGHT,
 )
+from modelmix_lite.losses import cosine_loss
 from modelmix_lite.errors import ConfigError, DataError
 from modelmix_lite.evaluate import evaluate_run
 from modelmix_lite.losses import dice_loss, partial_cross_entropy
@@ -59,8 +63,9 @@ def test_every_baseline_is_a_single_task_method_preset():
         assert method.baseline == name and method.min_tasks == 1 and not (method.inv or method.mixes_models)
     assert {n for n in BASELINES if METHODS[n].uses_unlabeled} == {"wsl4", "cyclemix", "nnpu", "cvir", "shapepu"}
     assert {n for n in METHODS if METHODS[n].aux_decoder} == {"wsl4"}
-    assert {n for n in METHODS if METHODS[n].needs_prior} == {"nnpu", "cvir", "shapepu"}
-    assert {n for n in METHODS if METHODS[n].mixes_images} == {"#2", "#3", "#4", "modelmix", "#5", "mixup", "cyclemix"}
+    assert {n for n in METHODS if METHODS[n].needs_prior} == {"nnpu", "cvir"}  # ShapePU estimates it by EM
+    assert {n for n in METHODS if METHODS[n].mixes_images} == {"#2", "#2+dice", "#3", "#4", "modelmix", "#5", "mixup",
+                                                                     "cyclemix"}
 
 
 def test_unknown_baseline_is_refused():
@@ -90,10 +95,11 @@ def test_class_prior_is_the_voxel_share_of_each_class():
 
 
 def test_class_prior_needs_ground_truth():
-    with pytest.raises(DataError, match=r"^b: no ground truth; the PU baselines need the class ratio"):
+    with pytest.raises(DataError, match=r"^b: no ground truth in the train split, and nnPU/CVIR need the class ratio of its labels; "
+                       r"set prior_split=val"):
         class_prior([SimpleNamespace(subject="a", label=np.zeros((2, 2), np.uint8)),
                      SimpleNamespace(subject="b", label=None)], "acdc")
-    with pytest.raises(DataError, match=r"^acdc: no training cases"):
+    with pytest.raises(DataError, match=r"^acdc: no train cases"):
         class_prior([], "acdc")
     with pytest.raises(DataError, match=r"^a: ground truth has class 4, not a acdc class$"):
         class_prior([SimpleNamespace(subject="a", label=np.array([0, 4], np.uint8))], "acdc")
@@ -196,7 +202,67 @@ def test_cyclemix_consistency_compares_each_unmixed_part_with_its_source():
     assert torch.equal(box_mix(p1, p2, mask), torch.tensor([[1.0, 0.0], [0.0, 1.0]])[None, :, None, :])
     assert cyclemix_consistency(box_mix(p1, p2, mask), p1, p2, mask).item() == pytest.approx(-1.0)
     assert cyclemix_consistency(p1, p1, p2, mask).item() == pytest.approx(-0.5)  # right on pixel 0 only
-    assert shape_consistency(p2, p2).item() == pytest.approx(-1.0)
+    keep = torch.ones(1, 1, 1, 2)
+    assert shape_consistency(p2, p2, keep).item() == pytest.approx(-1.0)
+    assert shape_consistency(p1, p2, keep).item() == pytest.approx(0.0)
+    assert shape_consistency(p1, p2, torch.zeros(1, 1, 1, 2)).item() == pytest.approx(0.0)  # all hole
+
+
+def test_shape_consistency_ignores_the_cut_out_hole():
+    p = torch.tensor([[1.0, 1.0], [0.0, 0.0]])[None, :, None, :]  # class 0 at both pixels
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])[None, :, None, :]  # class 0, then class 1 (the hole)
+    keep = torch.tensor([1.0, 0.0]).view(1, 1, 1, 2)
+    assert shape_consistency(q, p, torch.ones(1, 1, 1, 2)).item() == pytest.approx(-0.5)
+    assert shape_consistency(q, p, keep).item() == pytest.approx(-1.0)  # the hole, where they differ, is left out
+    assert cosine_loss(q, p, mask=keep).item() == shape_consistency(q, p, keep).item()
+
+
+def _em_case(confidence: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two scribble pixels (one per class: π_s = .5/.5), then 8 unannotated ones: 6 of class 0, 2 of class 1."""
+    target = torch.full((1, 1, 10), U)
+    target[0, 0, :2] = torch.tensor([0, 1])
+    sure, unsure = [confidence, 1 - confidence], [1 - confidence, confidence]
+    probs = torch.tensor([sure, unsure] + [sure] * 6 + [unsure] * 2).T.reshape(1, 2, 1, 10)
+    return probs, target
+
+
+def test_em_class_prior_recovers_the_ratio_of_the_unannotated_pixels():
+    probs, target = _em_case(0.999)  # near-certain posteriors: the ratio is the count, 6 of 8
+    assert em_class_prior(probs, target, iterations=50).tolist() == pytest.approx([0.75, 0.25], abs=1e-2)
+    assert em_class_prior(probs, target, iterations=0).tolist() == pytest.approx([0.5, 0.5])  # starts at π_s
+
+
+def test_em_class_prior_is_a_fixed_point_of_the_em_step():
+    probs, target = _em_case(0.9)
+    one = em_class_prior(probs, target, iterations=1)
+    assert one.tolist() == pytest.approx([0.7, 0.3])  # M-step from π_s: the mean posterior over U
+    prior = em_class_prior(probs, target, iterations=200)
+    ratio = prior / torch.tensor([0.5, 0.5])
+    weighted = probs[0, :, 0, 2:].T * ratio
+    again = (weighted / weighted.sum(1, keepdim=True)).mean(0)  # one more E + M step by hand
+    assert again.tolist() == pytest.approx(prior.tolist(), abs=1e-6)
+    assert prior[0] > one[0]  # EM sharpens the mean posterior towards the majority class
+
+
+def test_cyclemix_weighs_its_consistency():
+    torch.manual_seed(0)
+    model = UNet(3, 4, base=4, dropout=None)
+    y = torch.full((4, 16, 16), U)
+    y[:2, 4:12:2, 4:12:2] = 1
+    terms = baseline_terms("cyclemix", model, torch.rand(4, 3, 16, 16), y, torch.Generator().manual_seed(0),
+                           CORE_PRESETS["paper"])
+    assert -CYCLEMIX_CONSISTENCY_WEIGHT <= terms["cycle"].item() < 0 and CYCLEMIX_CONSISTENCY_WEIGHT == 0.1
+
+
+def test_shapepu_needs_no_class_ratio_and_weighs_its_consistency():
+    torch.manual_seed(0)
+    model = UNet(3, 4, base=4, dropout=None)
+    x = torch.rand(2, 3, 16, 16)
+    y = torch.full((2, 16, 16), U)
+    y[0, 4:12:2, 4:12:2] = 1
+    terms = baseline_terms("shapepu", model, x, y, torch.Generator().manual_seed(0), CORE_PRESETS["paper"])
+    assert set(terms) == {"sup", "pu", "shape"}
+    assert -SHAPEPU_CONSISTENCY_WEIGHT <= terms["shape"].item() <= 0  # 0.05 · (−cos)
 
 
 # --- PU learning ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from modelmix_lite.data.inspect import inspect_dataset
 from modelmix_lite.data.nifti import load_nifti
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.data.tasks import get_task, map_labels
+from modelmix_lite.errors import DataError
 from modelmix_lite.evaluate import evaluate_run
 from modelmix_lite.metrics import dice
 from modelmix_lite.train import PROFILES, resolve_config, train
@@ -76,3 +77,24 @@ def test_a_short_real_run_trains_and_evaluates(tmp_path):
     assert set(rows["task"]) == {"mscmr", "acdc"}
     assert rows.groupby("task")["case"].nunique().to_dict() == {"acdc": 30, "mscmr": 5}
     assert rows["dice"].between(0, 1).all()
+
+
+@pytest.fixture(scope="module")
+def slice_cache(tmp_path_factory):
+    """One slice cache for the real-data runs below (the real MSCMRseg slices are fitted once)."""
+    return tmp_path_factory.mktemp("real_cache")
+
+
+@pytest.mark.parametrize("method, overrides", [("shapepu", []), ("cvir", ["prior_split=val"]),
+                                               ("nnpu", ["prior_split=val"])])
+def test_pu_baselines_train_on_real_mscmr_whose_training_split_has_scribbles_only(tmp_path, slice_cache, method,
+                                                                                 overrides):
+    config = resolve_config("smoke", ["steps=2", "val_every=0", *overrides])
+    run = train(config, REAL_ROOT, tmp_path / "run", method, ["mscmr"], progress=False, cache_dir=slice_cache)
+    assert (run / "last.pt").is_file()
+
+
+def test_nnpu_on_real_mscmr_without_a_prior_split_names_the_fix(tmp_path, slice_cache):
+    config = resolve_config("smoke", ["steps=2", "val_every=0"])
+    with pytest.raises(DataError, match=r"no ground truth in the train split.*set prior_split=val"):
+        train(config, REAL_ROOT, tmp_path / "run", "nnpu", ["mscmr"], progress=False, cache_dir=slice_cache)
