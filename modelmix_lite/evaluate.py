@@ -222,8 +222,8 @@ def load_run_models(
 ) -> TaskModelSet:
     """The task models of a training run with the weights of ``checkpoint``, in eval mode on ``device``.
 
-    The architecture is rebuilt from the run's ``config.json`` (tasks, ``base``, ``norm``, ``core.dropout``
-    and the method's shared encoder); the weights are the ``models.`` entries of the checkpoint's ``model``
+    The architecture is rebuilt from the run's ``config.json`` (tasks, ``base``, ``norm``, ``core.dropout``,
+    the method's shared encoder and ``core.encoder_bn``, ``"shared"`` for runs recorded before it existed); the weights are the ``models.`` entries of the checkpoint's ``model``
     state (the training objective's ``state_dict``). The global RNG is left alone.
 
     Raises:
@@ -238,7 +238,8 @@ def load_run_models(
     dropout = None if config["core"]["dropout"] == "none" else config["core"]["dropout"]
     method = get_method(record["method"])
     models = TaskModelSet(record["tasks"], config["base"], dropout, config["norm"], shared_encoder=method.shared_encoder,
-                          aux_decoder=method.aux_decoder, generator=torch.Generator())
+                          aux_decoder=method.aux_decoder, generator=torch.Generator(),
+                          encoder_bn=config["core"].get("encoder_bn", "shared"))  # older runs: one BN
     state = torch.load(path, map_location="cpu", weights_only=True)
     if "model" not in state:
         raise DataError(f"{path}: no 'model' state in this checkpoint")

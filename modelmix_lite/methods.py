@@ -72,6 +72,10 @@ class CoreConfig:
             with ``dice_on="all"`` the unlabeled slices' predictions sit in the Dice denominator, as in the code
             (notes §3, ~0.81 logged Dice loss). The pCE is unchanged by it: unlabeled rows have no annotated
             pixel, except under a cutout that writes background (``cutout_label_fill=0``, as the code).
+        encoder_bn: BatchNorm of #5's shared encoder (``TaskModelSet``): ``"per_task"`` (each task keeps its
+            own BN layers; the encoder's convolutions are shared; both presets: the paper does not say, and
+            shared running statistics of bSSFP and LGE slices would penalise #5) or ``"shared"`` (one encoder
+            object, BN included: the library's behaviour before this option).
         myops_reg: L_vicinal-reg of a MyoPS host (Eq. 6). ``"cosine"``: the cosine of :attr:`cos_reduce`, as for
             every task; ``"degenerate"``: the code's MyoPS term, a cosine over a size-1 dimension
             (:func:`~modelmix_lite.losses.degenerate_reg_loss`, notes §3 and disagreement 5), ≈ 0 gradient.
@@ -96,6 +100,7 @@ class CoreConfig:
     pairs: str = "all"
     sup_rows: str = "scribbled"
     myops_reg: str = "cosine"
+    encoder_bn: str = "per_task"
 
     def __post_init__(self) -> None:
         _check_choice("dice_on", self.dice_on, ("annotated", "all"))
@@ -107,6 +112,7 @@ class CoreConfig:
         _check_choice("cutout_label_fill", self.cutout_label_fill, (0, UNANNOTATED))
         _check_choice("sup_rows", self.sup_rows, ("scribbled", "batch"))
         _check_choice("myops_reg", self.myops_reg, ("cosine", "degenerate"))
+        _check_choice("encoder_bn", self.encoder_bn, ("per_task", "shared"))
         if not self.lambda_alpha >= MIN_ALPHA:
             raise ConfigError(f"lambda_alpha: Beta concentration must be >= {MIN_ALPHA}, got {self.lambda_alpha!r}")
         if not self.mixup_alpha > 0:

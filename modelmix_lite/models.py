@@ -247,8 +247,11 @@ class TaskModelSet(nn.Module):
         base, dropout, norm: as :class:`UNet`.
         identical_init: start every encoder and decoder from the first model's weights (the
             released code's ``deepcopy``); heads stay independent. ``False``: independent inits.
-        shared_encoder: one encoder object used by every task (Table 1, #5 "Share Enc"); its
-            parameters appear once in ``.parameters()``. Decoders and heads stay separate.
+        shared_encoder: one encoder used by every task (Table 1, #5 "Share Enc"); its parameters
+            appear once in ``.parameters()``. Decoders and heads stay separate.
+        encoder_bn: with ``shared_encoder``, ``"per_task"`` shares the encoder's convolutions only and keeps
+            each task's own BatchNorm layers (affine parameters and running statistics), so the domains'
+            intensity statistics never mix; ``"shared"`` shares the whole encoder object, BatchNorm included.
         generator: RNG of the weight init (``None``: the global RNG).
         aux_decoder: give every UNet an auxiliary decoder (the WSL4 baseline); with ``identical_init``
             it is copied from the first model like the main decoder.
@@ -267,8 +270,11 @@ class TaskModelSet(nn.Module):
         shared_encoder: bool = False,
         generator: torch.Generator | None = None,
         aux_decoder: bool = False,
+        encoder_bn: str = "per_task",
     ):
         super().__init__()
+        if encoder_bn not in ("per_task", "shared"):
+            raise ConfigError(f"encoder_bn: {encoder_bn!r} is not one of 'per_task', 'shared'")
         tasks = [t.lower() for t in tasks]
         if not tasks or len(set(tasks)) != len(tasks):
             raise ConfigError(f"tasks: expected distinct task names, got {tasks}")
@@ -283,8 +289,11 @@ class TaskModelSet(nn.Module):
                 model.decoder.load_state_dict(first.decoder.state_dict())
                 if aux_decoder:
                     model.aux_decoder.load_state_dict(first.aux_decoder.state_dict())
-            if shared_encoder:
+            if shared_encoder and encoder_bn == "shared":
                 model.encoder = first.encoder
+            elif shared_encoder:  # the same conv modules in every encoder, BatchNorm layers of its own
+                for block, first_block in zip(model.encoder.children(), first.encoder.children()):
+                    block.conv1, block.conv2 = first_block.conv1, first_block.conv2
 
     @property
     def tasks(self) -> list[str]:

@@ -782,7 +782,8 @@ def build_objective(
     torch.manual_seed(_derive_seed(config.seed, _DROPOUT, rank))  # dropout draws from the global torch RNG
     models = TaskModelSet(tasks, config.base, None if config.core.dropout == "none" else config.core.dropout,
                           config.norm, config.core.identical_init, method.shared_encoder,
-                          torch.Generator().manual_seed(config.seed), aux_decoder=method.aux_decoder)
+                          torch.Generator().manual_seed(config.seed), aux_decoder=method.aux_decoder,
+                          encoder_bn=config.core.encoder_bn)
     seed = _derive_seed(config.seed, _OBJECTIVE, rank)
     core = config.core.with_physical_cutout(config.fov_mm)
     objective = ModelMixObjective(models, method, core, seed, config.compile, priors).to(device)

@@ -159,7 +159,7 @@ def test_identical_init_heads_are_independent():
 
 
 def test_shared_encoder():
-    shared = TaskModelSet(["myops", "mscmr"], base=4, shared_encoder=True, generator=seeded())
+    shared = TaskModelSet(["myops", "mscmr"], base=4, shared_encoder=True, generator=seeded(), encoder_bn="shared")
     a, b = shared.models["myops"], shared.models["mscmr"]
     assert a.encoder is b.encoder
     assert a.encoder.block3.conv2.weight is b.encoder.block3.conv2.weight
@@ -168,6 +168,30 @@ def test_shared_encoder():
     assert sum(p.numel() for p in shared.parameters()) == n_encoder + n_rest
     separate = TaskModelSet(["myops", "mscmr"], base=4, generator=seeded())
     assert sum(p.numel() for p in separate.parameters()) == 2 * n_encoder + n_rest
+
+
+def test_shared_encoder_with_batchnorm_per_task():
+    models = TaskModelSet(["acdc", "mscmr"], base=4, shared_encoder=True, generator=seeded())  # per_task default
+    a, b = models.models["acdc"].encoder, models.models["mscmr"].encoder
+    assert a is not b and a.block3.conv2.weight is b.block3.conv2.weight
+    assert a.block3.bn2.weight is not b.block3.bn2.weight
+    n_conv = sum(p.numel() for n, p in a.named_parameters() if ".conv" in n)
+    n_bn = sum(p.numel() for n, p in a.named_parameters() if ".bn" in n)
+    shared = TaskModelSet(["acdc", "mscmr"], base=4, shared_encoder=True, generator=seeded(), encoder_bn="shared")
+    assert sum(p.numel() for p in models.parameters()) == sum(p.numel() for p in shared.parameters()) + n_bn
+    assert n_conv > 0
+    models.train()
+    acdc_like, lge_like = torch.rand(2, 3, 32, 32), 5 + 3 * torch.rand(2, 3, 32, 32)  # two intensity domains
+    models("acdc", acdc_like), models("mscmr", lge_like)
+    assert not torch.allclose(a.block1.bn1.running_mean, b.block1.bn1.running_mean)  # statistics kept apart
+    models("mscmr", lge_like).sum().backward()  # only the MSCMRseg model's loss
+    assert a.block1.conv1.weight.grad.abs().sum() > 0  # reaches the kernel ACDC uses too
+    assert a.block1.bn1.weight.grad is None and b.block1.bn1.weight.grad.abs().sum() > 0  # not ACDC's BN
+
+
+def test_unknown_encoder_bn_is_one_clear_line():
+    with pytest.raises(ConfigError, match=r"^encoder_bn: 'x' is not one of 'per_task', 'shared'$"):
+        TaskModelSet(["acdc", "mscmr"], base=4, shared_encoder=True, encoder_bn="x")
 
 
 @pytest.mark.parametrize(
