@@ -12,7 +12,8 @@ preparation the training loop does on the CPU before each step (index the slice 
 random rotation / flip / crop-zoom: :func:`modelmix_lite.perturb.augment`) is timed on its own, to show
 whether data loading can starve the step.
 
-    OMP_NUM_THREADS=2 python benchmarks/cpu_step_cost.py --out benchmarks/results/cpu_step_cost.json
+    python benchmarks/cpu_step_cost.py --precisions float32 --out benchmarks/results/cpu_step_cost_float32.json
+    python benchmarks/cpu_step_cost.py --methods '#1' --precisions bfloat16 --out ...bfloat16.json
 
 ``train`` applies ``amp`` (bf16) and ``channels_last`` on CUDA only; this benchmark is what that choice rests on.
 """
@@ -77,7 +78,8 @@ def time_variants(variants: list[Variant], rounds: int, warmup: int) -> dict[str
             variant.step()
     wall: dict[str, list[float]] = {v.name: [] for v in variants}
     cpu: dict[str, list[float]] = {v.name: [] for v in variants}
-    for _ in range(rounds):
+    for k in range(rounds):
+        print(f"round {k + 1} of {rounds}", flush=True)
         for variant in variants:
             t0, c0 = time.perf_counter(), time.process_time()
             variant.step()
@@ -109,13 +111,15 @@ def main() -> None:
     parser.add_argument("--profile", default="cpu_long")
     parser.add_argument("--tasks", default="mscmr,acdc")
     parser.add_argument("--methods", default="#1,#4")
+    parser.add_argument("--precisions", default=",".join(PRECISIONS), help="float32 and/or bfloat16")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     tasks = args.tasks.split(",")
     variants = [Variant(m, t, f, p, args.profile, tasks)
-                for m, t, f, p in itertools.product(args.methods.split(","), THREADS, FORMATS, PRECISIONS)]
+                for m, t, f, p in itertools.product(args.methods.split(","), THREADS, FORMATS,
+                                                    args.precisions.split(","))]
     results = time_variants(variants, args.rounds, args.warmup)
     prep_s = time_batch_preparation(args.profile, 50)
     config = resolve_config(args.profile)
