@@ -34,13 +34,13 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .baselines import baseline_terms, class_prior
-from .data.layout import list_cases
+from .data.layout import find_dataset_root, list_cases
 from .data.phantom import ensure_phantom
 from .data.readers import load_split
 from .data.slices import SliceDataset, cached_slice_dataset, few_scribble_split
 from .data.tasks import TASKS
 from . import rundir
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .evaluate import evaluate_cases
 from .losses import (
     check_target_values,
@@ -529,6 +529,9 @@ def _load_task_data(
     :func:`~modelmix_lite.data.slices.cached_slice_dataset`); the validation cases are read whole.
     """
     train_files = list_cases(task, root, "train")
+    if not train_files:
+        raise DataError(f"{find_dataset_root(task, root)}: the {task} train split has no cases; "
+                        "training needs its scribbled subjects")
     subjects = [f.subject for f in train_files]
     if method.target == "label":
         split = {"labelled": subjects, "unlabeled": []}

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .nifti import load_nifti, save_nifti
+from .nifti import default_file_mode, load_nifti, save_nifti
 from .tasks import UNANNOTATED, TaskSpec, get_task, unmap_labels
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -423,6 +423,7 @@ def _write_text(path: Path, text: str) -> None:
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(handle, "w") as out:
         out.write(text)
+    os.chmod(tmp, default_file_mode())
     os.replace(tmp, path)
 
 

@@ -60,6 +60,13 @@ def load_nifti(path: str | Path) -> NiftiVolume:
     return NiftiVolume(array=array, affine=np.asarray(image.affine, dtype=np.float64), spacing=spacing, path=path)
 
 
+def default_file_mode() -> int:
+    """The mode ``open()`` would give a new file under the current umask (``mkstemp`` alone gives 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def save_nifti(
     path: str | Path,
     array: np.ndarray,
@@ -94,6 +101,7 @@ def save_nifti(
     os.close(handle)
     try:
         nib.save(image, tmp)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -550,7 +550,11 @@ def ensure_phantom(root: str | Path, preset: str = "default", seed: int = 0, pro
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f"{root.name}.", suffix=".tmp", dir=root.parent))
-    generate_phantom(partial, preset=preset, seed=seed, progress=progress)
+    try:
+        generate_phantom(partial, preset=preset, seed=seed, progress=progress)
+    except BaseException:  # a bad option or an interrupt: leave nothing half written behind
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     try:
         partial.rename(root)
     except OSError:  # another run wrote it meanwhile, or a non-empty folder is in the way
