@@ -139,8 +139,8 @@ def bench(argv: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; return its exit status (1 after a :class:`~modelmix_lite.errors.DataError` or
-    :class:`~modelmix_lite.errors.ConfigError`)."""
+    """Run one command; return its exit status (1 after a :class:`~modelmix_lite.errors.DataError`,
+    :class:`~modelmix_lite.errors.ConfigError` or the non-finite-loss ``FloatingPointError`` of training)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="ModelMix (Zhang & Patel, MICCAI 2024) for few-scribble cardiac MRI segmentation.",
@@ -155,6 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"a command is required: {', '.join(COMMANDS)}")
     try:
         return COMMANDS[args.command](args.args)
-    except (DataError, ConfigError) as err:
+    except (DataError, ConfigError, FloatingPointError) as err:  # FloatingPointError: train's NaN guard
         print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .checkpoints import load_checkpoint
 from .data.layout import SPLITS, CaseFiles, list_cases, split_present
 from .data.nifti import save_nifti
 from .data.readers import Case, load_case, load_split
@@ -240,7 +241,7 @@ def load_run_models(
     models = TaskModelSet(record["tasks"], config["base"], dropout, config["norm"], shared_encoder=method.shared_encoder,
                           aux_decoder=method.aux_decoder, generator=torch.Generator(),
                           encoder_bn=config["core"].get("encoder_bn", "shared"))  # older runs: one BN
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(path)
     if "model" not in state:
         raise DataError(f"{path}: no 'model' state in this checkpoint")
     try:

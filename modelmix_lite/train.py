@@ -34,6 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from .baselines import baseline_terms, class_prior
+from .checkpoints import load_checkpoint, save_checkpoint
 from .data.layout import find_dataset_root, list_cases
 from .data.phantom import ensure_phantom
 from .data.readers import load_split
@@ -137,8 +138,8 @@ class TrainConfig:
         for name in ("epochs", "val_every", "weight_decay", "spacing_mm", "warmup_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr: must be > 0, got {self.lr!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr: must be a finite number > 0, got {self.lr!r}")
         if self.size % 16:
             raise ConfigError(f"size: must be a multiple of 16 (four 2x2 poolings), got {self.size}")
         if not 0.0 <= self.unlabeled_fraction < 1.0:
@@ -580,24 +581,8 @@ def _prepare(batch: Mapping, generator: torch.Generator, config: TrainConfig, de
 
 
 # ----------------------------------------------------------------------------------------------
-# Checkpoints and random state
+# Random state (checkpoint files: :mod:`modelmix_lite.checkpoints`)
 # ----------------------------------------------------------------------------------------------
-
-
-def save_checkpoint(state: Mapping, path: str | Path) -> None:
-    """``torch.save`` atomically: write ``path.tmp``, then ``os.replace`` it onto ``path``."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(dict(state), tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: tensors and plain types)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: checkpoint not found")
-    return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def _rng_state(generators: Mapping[str, torch.Generator]) -> dict:
@@ -711,9 +696,23 @@ def plot_training_curves(log_path: str | Path, out_path: str | Path) -> Path:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``"auto"``: this process's CUDA device (``LOCAL_RANK`` under torchrun), else mps, else cpu."""
+    """``"auto"``: this process's CUDA device (``LOCAL_RANK`` under torchrun), else mps, else cpu.
+
+    Raises:
+        ConfigError: ``name`` is not a torch device, or names a CUDA / MPS device this machine does not have.
+    """
     if name != "auto":
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ConfigError(f"--device: {name!r} is not a device (auto, cpu, cuda, cuda:1, mps)") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available on this machine (use auto or cpu)")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ConfigError(f"--device {name}: MPS is not available on this machine (use auto or cpu)")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     if torch.backends.mps.is_available():
@@ -941,54 +940,64 @@ def _train(
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.amp and device.type == "cuda")
     tick = time.perf_counter()
     objective.train()
-    while step < steps:
-        batches = {t: _prepare(data[t].next_batch(), augment_rng, config, device) for t in tasks}
-        with autocast:
-            loss, terms = net(batches)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, config)
-        optimizer.step()
-        step += 1
-        if meter is None:
-            meter = TermMeter([*terms, "loss"], device)  # terms first: a NaN is reported by its source
-        meter.update(step, [*terms.values(), loss])
-        bar.update()
-        at_end = step == steps
-        if step % config.log_every == 0 or step % config.ckpt_every == 0 or at_end:
-            n_steps = meter.count
-            means, failure = meter.read(world)
-            if failure is not None:
-                last = f"{out / 'last.pt'} (step {load_checkpoint(out / 'last.pt')['step']})" \
-                    if (out / "last.pt").is_file() else "none written yet"
-                raise FloatingPointError(
-                    f"non-finite loss at step {failure[0]}: term {failure[1]!r}; last good checkpoint: {last}"
-                )
-            now = time.perf_counter()
-            write_log({"step": step, **means, "steps_per_s": round(n_steps / max(now - tick, 1e-9), 3)})
-            tick = now
-            bar.set_postfix(_summed_terms(means), refresh=False)
-        if config.val_every and (step % config.val_every == 0 or at_end):
-            if rank == 0:
-                scores = _validate(objective, data, config, device)
-                write_log({"step": step, **scores})
-                if scores["val_dice"] > best:
-                    best = scores["val_dice"]
-                    save_checkpoint({"model": objective.state_dict(), "step": step, "val": scores,
-                                     "method": method.name, "tasks": tasks, "config": config_to_dict(config)},
-                                    out / "best.pt")
-            if distributed:
-                best_list = [best]
-                dist.broadcast_object_list(best_list)
-                best = best_list[0]
-        if step % config.ckpt_every == 0 or at_end:
-            state = checkpoint_state()
-            if rank == 0:
-                save_checkpoint(state, out / "last.pt")
-            if len({tuple(d.tolist()) for d in state["replicas"]}) > 1:
-                raise RuntimeError(f"DDP replicas diverged by step {step}: parameter sums differ between ranks")
-    bar.close()
+    try:  # the bar is closed on an error too, so the error prints on a line of its own
+        while step < steps:
+            batches = {t: _prepare(data[t].next_batch(), augment_rng, config, device) for t in tasks}
+            with autocast:
+                loss, terms = net(batches)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, steps, config)
+            try:
+                optimizer.step()
+            except RuntimeError as err:  # e.g. lr=1e38: the update itself overflows float32
+                if "overflow" not in str(err):
+                    raise
+                raise FloatingPointError(f"non-finite update at step {step + 1}: the optimizer step overflows "
+                                         f"(lr {config.lr:g}); last good checkpoint: "
+                                         f"{out / 'last.pt' if (out / 'last.pt').is_file() else 'none written yet'}"
+                                         ) from None
+            step += 1
+            if meter is None:
+                meter = TermMeter([*terms, "loss"], device)  # terms first: a NaN is reported by its source
+            meter.update(step, [*terms.values(), loss])
+            bar.update()
+            at_end = step == steps
+            if step % config.log_every == 0 or step % config.ckpt_every == 0 or at_end:
+                n_steps = meter.count
+                means, failure = meter.read(world)
+                if failure is not None:
+                    last = f"{out / 'last.pt'} (step {load_checkpoint(out / 'last.pt')['step']})" \
+                        if (out / "last.pt").is_file() else "none written yet"
+                    raise FloatingPointError(
+                        f"non-finite loss at step {failure[0]}: term {failure[1]!r}; last good checkpoint: {last}"
+                    )
+                now = time.perf_counter()
+                write_log({"step": step, **means, "steps_per_s": round(n_steps / max(now - tick, 1e-9), 3)})
+                tick = now
+                bar.set_postfix(_summed_terms(means), refresh=False)
+            if config.val_every and (step % config.val_every == 0 or at_end):
+                if rank == 0:
+                    scores = _validate(objective, data, config, device)
+                    write_log({"step": step, **scores})
+                    if scores["val_dice"] > best:
+                        best = scores["val_dice"]
+                        save_checkpoint({"model": objective.state_dict(), "step": step, "val": scores,
+                                         "method": method.name, "tasks": tasks, "config": config_to_dict(config)},
+                                        out / "best.pt")
+                if distributed:
+                    best_list = [best]
+                    dist.broadcast_object_list(best_list)
+                    best = best_list[0]
+            if step % config.ckpt_every == 0 or at_end:
+                state = checkpoint_state()
+                if rank == 0:
+                    save_checkpoint(state, out / "last.pt")
+                if len({tuple(d.tolist()) for d in state["replicas"]}) > 1:
+                    raise RuntimeError(f"DDP replicas diverged by step {step}: parameter sums differ between ranks")
+    finally:
+        bar.close()
     if rank == 0 and (out / "log.jsonl").is_file():
         plot_training_curves(out / "log.jsonl", out / "training_curves.png")
     return out

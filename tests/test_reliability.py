@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import numpy as np
@@ -47,3 +48,78 @@ def test_training_on_an_empty_train_split_names_the_folder(tmp_path):
     config = resolve_config("smoke", ["steps=1", "val_every=0"])
     with pytest.raises(DataError, match=r"MSCMR_dataset: the mscmr train split has no cases; training needs"):
         train(config, root, tmp_path / "run", "pce", ["mscmr"], progress=False, cache_dir=tmp_path / "cache")
+
+
+# --- one clear line instead of a traceback (items 9, 11, 12) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke_run(phantom_root, tmp_path_factory):
+    from modelmix_lite.cli import main
+
+    out = tmp_path_factory.mktemp("reliability") / "run"
+    assert main(["train", "--method", "pce", "--tasks", "mscmr", "--profile", "smoke", "--data", str(phantom_root),
+                 "--out", str(out), "--set", "steps=2", "--set", "val_every=0"]) == 0
+    return out
+
+
+class _Pickled:
+    def __reduce__(self):  # what a malicious checkpoint carries: code run on unpickling
+        return (print, ("pwned",))
+
+
+@pytest.mark.parametrize("content", ["empty", "truncated", "text", "malicious"])
+def test_a_damaged_checkpoint_is_one_line_without_weights_only_advice(smoke_run, phantom_root, tmp_path, capsys,
+                                                                       content):
+    import shutil
+
+    import torch
+
+    from modelmix_lite.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run)
+    path = run / "last.pt"
+    if content == "empty":
+        path.write_bytes(b"")
+    elif content == "truncated":
+        path.write_bytes(path.read_bytes()[:1000])
+    elif content == "text":
+        path.write_text("hello")
+    else:
+        torch.save({"model": _Pickled()}, path)
+    assert main(["evaluate", str(run), "--data", str(phantom_root), "--split", "val", "--checkpoint", "last.pt"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f" evaluate: error: {path}: not a checkpoint written by modelmix_lite (or corrupted)")
+    assert len(err.splitlines()) == 1 and "weights_only" not in err
+    assert "pwned" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("device, message", [
+    ("banana", r"--device: 'banana' is not a device \(auto, cpu, cuda, cuda:1, mps\)"),
+    ("cuda", r"--device cuda: CUDA is not available on this machine"),
+])
+def test_an_unusable_device_is_refused_before_any_data_is_read(phantom_root, tmp_path, capsys, monkeypatch, device,
+                                                                message):
+    import torch
+
+    import modelmix_lite.train as train_module
+    from modelmix_lite.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(train_module, "_load_task_data", lambda *a, **k: pytest.fail("data read before the check"))
+    assert main(["train", "--method", "pce", "--tasks", "mscmr", "--profile", "smoke", "--data", str(phantom_root),
+                 "--out", str(tmp_path / "run"), "--set", f"device={device}"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_non_finite_loss_is_printed_as_the_error(phantom_root, tmp_path, capsys):
+    from modelmix_lite.cli import main
+
+    code = main(["train", "--method", "pce", "--tasks", "mscmr", "--profile", "smoke", "--data", str(phantom_root),
+                 "--out", str(tmp_path / "run"), "--set", "steps=4", "--set", "val_every=0", "--set", "lr=1e38"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if " error: " in line]
+    assert code == 1 and len(errors) == 1  # besides the progress bar, one line
+    assert errors[0].startswith("python -m modelmix_lite train: error: non-finite update at step 1: ")

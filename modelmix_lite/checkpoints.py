@@ -1,0 +1,49 @@
+"""Checkpoint files: written atomically, read with ``weights_only=True``, and a damaged one is one clear error.
+
+``train`` writes ``last.pt`` (the whole training state, for ``--resume``) and ``best.pt`` (the weights with the
+best validation Dice); ``evaluate``, ``predict`` and the notebooks read them back through :func:`load_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from .errors import ConfigError, DataError
+
+
+def save_checkpoint(state: Mapping, path: str | Path) -> None:
+    """``torch.save`` atomically: write ``path.tmp``, then ``os.replace`` it onto ``path``.
+
+    A failed write (disk full, a read-only folder) leaves no ``.tmp`` behind.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(dict(state), tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: tensors and plain types only).
+
+    Raises:
+        ConfigError: no file at ``path``.
+        DataError: the file is empty, truncated, not a torch file, or holds objects beyond tensors and plain types
+            (which ``weights_only`` refuses to unpickle): "not a checkpoint written by modelmix_lite".
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception:  # noqa: BLE001 - an unpickling, zip, EOF or key error alike: the file is not ours
+        state = None
+    if not isinstance(state, dict):
+        raise DataError(f"{path}: not a checkpoint written by modelmix_lite (or corrupted)")
+    return state
