@@ -123,3 +123,43 @@ def test_a_non_finite_loss_is_printed_as_the_error(phantom_root, tmp_path, capsy
     errors = [line for line in capsys.readouterr().err.splitlines() if " error: " in line]
     assert code == 1 and len(errors) == 1  # besides the progress bar, one line
     assert errors[0].startswith("python -m modelmix_lite train: error: non-finite update at step 1: ")
+
+
+# --- silent wrong answers (item 3) ------------------------------------------------------------
+
+
+def test_fractional_labels_are_an_error_not_a_rounded_class():
+    from modelmix_lite.data.tasks import get_task, map_labels
+    from modelmix_lite.errors import DataError
+
+    acdc, myops = get_task("acdc"), get_task("myops")
+    with pytest.raises(DataError, match=r"^lab.nii.gz: label values \[1.5\] are not integers \(more than 0.003 from one\)"):
+        map_labels(np.array([0.0, 1.0, 1.5, 2.0]), acdc.gt_map, "lab.nii.gz")
+    assert map_labels(np.array([0.0, 1.0005, 3.0]), acdc.gt_map).tolist() == [0, 1, 3]  # float noise reads
+    assert map_labels(np.array([0.0, 499.977, 200.0]), myops.gt_map).tolist() == \
+        map_labels(np.array([0, 500, 200]), myops.gt_map).tolist()
+
+
+def test_an_image_and_label_with_different_affines_are_refused(tmp_path):
+    from modelmix_lite.data.layout import CaseFiles
+    from modelmix_lite.data.readers import load_case
+    from modelmix_lite.errors import DataError
+
+    oblique = np.array([[0.0, -1.5, 0, 10.0], [1.5, 0, 0, -20.0], [0, 0, 8.0, 5.0], [0, 0, 0, 1]])
+    image = save_nifti(tmp_path / "img.nii.gz", np.zeros((4, 4, 2), np.float32), oblique)
+    label = np.zeros((4, 4, 2), np.uint8)
+
+    def case(label_affine):
+        path = save_nifti(tmp_path / "gt.nii.gz", label, label_affine)
+        return CaseFiles("acdc", "p1", "val", (image,), path, None)
+
+    assert load_case(case(oblique)).label.shape == (4, 4, 2)  # same grid
+    assert load_case(case(np.diag([1.5, 1.5, 8.0, 1.0]))).label is not None  # header without orientation: shape/spacing only
+    shifted = oblique.copy()
+    shifted[:3, 3] += [0, 3.0, 0]
+    with pytest.raises(DataError, match=r"gt.nii.gz: origin differs from .*img.nii.gz by 3.00 mm"):
+        load_case(case(shifted))
+    flipped = oblique.copy()
+    flipped[:3, 0] *= -1
+    with pytest.raises(DataError, match=r"gt.nii.gz: orientation differs from .*img.nii.gz"):
+        load_case(case(flipped))

@@ -19,10 +19,11 @@ from .readers import Case, load_case
 from .tasks import TASKS, UNANNOTATED, get_task
 
 
-def _raw_values(path: Path | None) -> set[int]:
+def _raw_values(path: Path | None) -> set[int | float]:
+    """The values stored in a label file, as they are (an integer where the value is one)."""
     if path is None:
         return set()
-    return {int(v) for v in np.unique(np.rint(load_nifti(path).array))}
+    return {int(v) if float(v).is_integer() else float(v) for v in np.unique(load_nifti(path).array)}
 
 
 def _case_record(case: Case) -> dict:

@@ -16,6 +16,17 @@ from .tasks import UNANNOTATED, get_task, map_labels
 UNIT_SPACING = (1.0, 1.0, 1.0)
 """Header spacing of files that lost it (released MyoPS GT/scribbles); such files are checked on shape only."""
 SPACING_RTOL = 1e-3
+DIRECTION_ATOL = 1e-3
+"""Largest difference between the unit direction vectors of two files' affines on one grid."""
+ORIGIN_ATOL_MM = 0.1
+"""Largest distance (mm, per axis) between the origins of two files' affines on one grid."""
+
+
+def _carries_orientation(affine: np.ndarray) -> bool:
+    """Whether an affine says anything about orientation and position (a scaling with origin 0 does not: the
+    header lost them, as one released MSCMRseg label did)."""
+    linear = affine[:3, :3]
+    return not (np.allclose(linear, np.diag(np.diag(linear))) and np.allclose(affine[:3, 3], 0))
 
 
 @dataclass
@@ -43,7 +54,8 @@ class Case:
 
 
 def check_same_grid(reference: NiftiVolume, other: NiftiVolume) -> None:
-    """Raise if ``other`` does not share ``reference``'s shape, or its spacing (unless it is ``(1, 1, 1)``).
+    """Raise if ``other`` does not share ``reference``'s shape, its spacing (unless it is ``(1, 1, 1)``) or its
+    orientation and origin (unless ``other``'s header carries none: :func:`_carries_orientation`).
 
     Raises:
         DataError: naming both files.
@@ -57,6 +69,16 @@ def check_same_grid(reference: NiftiVolume, other: NiftiVolume) -> None:
         raise DataError(
             f"{other.path}: spacing {other.spacing} differs from {reference.path} spacing {reference.spacing}"
         )
+    if not unit and _carries_orientation(other.affine) and _carries_orientation(reference.affine):
+        directions = [a[:3, :3] / np.linalg.norm(a[:3, :3], axis=0) for a in (reference.affine, other.affine)]
+        if np.abs(directions[0] - directions[1]).max() > DIRECTION_ATOL:
+            raise DataError(f"{other.path}: orientation differs from {reference.path} (direction cosines "
+                            f"{np.round(directions[1], 3).tolist()} vs {np.round(directions[0], 3).tolist()})")
+        shift = np.abs(other.affine[:3, 3] - reference.affine[:3, 3]).max()
+        if shift > ORIGIN_ATOL_MM:
+            origins = [np.round(a[:3, 3], 2).tolist() for a in (other.affine, reference.affine)]
+            raise DataError(f"{other.path}: origin differs from {reference.path} by {shift:.2f} mm "
+                            f"({origins[0]} vs {origins[1]})")
 
 
 def _load_mapped(path: Path | None, reference: NiftiVolume, mapping: dict[int, int]) -> np.ndarray | None:

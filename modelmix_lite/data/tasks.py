@@ -103,10 +103,16 @@ def get_task(task: str | TaskSpec) -> TaskSpec:
         raise ConfigError(f"task: unknown task {task!r}; known tasks: {', '.join(TASKS)}") from None
 
 
+LABEL_TOLERANCE: float = 1e-3
+"""How far a float-stored label may lie from an integer, relative to the largest raw label value of the task."""
+
+
 def map_labels(raw: np.ndarray, mapping: dict[int, int], path: str | Path = "<array>") -> np.ndarray:
     """Map raw label values to canonical ``uint8`` values.
 
-    Values are rounded first, so float-stored labels (``499.977`` in some MyoPS files) read as ``500``.
+    Float-stored labels are rounded to the nearest integer when they lie within :data:`LABEL_TOLERANCE` of the
+    label scale (the largest raw value) of it: ``499.977`` in some MyoPS files reads as ``500``, but ``1.5`` in
+    an ACDC file is an error, never RV turned into MYO.
 
     Args:
         raw: label volume of any numeric dtype.
@@ -114,13 +120,21 @@ def map_labels(raw: np.ndarray, mapping: dict[int, int], path: str | Path = "<ar
         path: the file the labels came from, named in errors.
 
     Raises:
-        DataError: on NaN/Inf, or on a value that is not in ``mapping`` (listing the values found).
+        DataError: on NaN/Inf, a value further than the tolerance from an integer, or a value that is not in
+            ``mapping`` (listing the values found).
     """
     raw = np.asarray(raw)
     if raw.dtype.kind == "f":
         if not np.all(np.isfinite(raw)):
             raise DataError(f"{path}: label volume contains NaN or Inf values")
-        raw = np.rint(raw)
+        rounded = np.rint(raw)
+        tolerance = LABEL_TOLERANCE * max(1, max(abs(k) for k in mapping))
+        off = np.abs(raw - rounded) > tolerance
+        if off.any():
+            examples = np.unique(raw[off])[:5].tolist()
+            raise DataError(f"{path}: label values {examples} are not integers (more than {tolerance:g} from one); "
+                            "a label file holds class values")
+        raw = rounded
     values = np.unique(raw).astype(np.int64)
     unknown = [int(v) for v in values if int(v) not in mapping]
     if unknown:
