@@ -561,6 +561,9 @@ def _load_task_data(
     if method.mixes_images and config.batch_size // world < 2:
         raise ConfigError(f"batch_size: mixup needs >= 2 slices per process, got {config.batch_size // world}")
     val_cases = load_split(task, root, "val") if config.val_every else []
+    if config.val_every and not val_cases:
+        raise DataError(f"{find_dataset_root(task, root)}: the {task} val split has no cases; validation needs "
+                        "them (or set val_every=0)")
     prior = class_prior(load_split(task, root, config.prior_split), task, config.prior_split) \
         if method.needs_prior else None
     return TaskData(dataset, samplers, val_cases, split, prior)

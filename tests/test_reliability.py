@@ -163,3 +163,22 @@ def test_an_image_and_label_with_different_affines_are_refused(tmp_path):
     flipped[:3, 0] *= -1
     with pytest.raises(DataError, match=r"gt.nii.gz: orientation differs from .*img.nii.gz"):
         load_case(case(flipped))
+
+
+def test_an_empty_split_that_a_command_needs_is_an_error_naming_the_folder(tmp_path):
+    from modelmix_lite.data.inspect import inspect_dataset
+    from modelmix_lite.data.phantom import generate_phantom
+    from modelmix_lite.errors import DataError
+    from modelmix_lite.train import resolve_config, train
+
+    root = tmp_path / "data"
+    generate_phantom(root, "smoke", seed=0, tasks=("mscmr",), progress=False)
+    for path in (root / "MSCMR_dataset" / "val").rglob("*.nii.gz"):
+        path.unlink()
+    problems = inspect_dataset("mscmr", root)["problems"]
+    assert problems == [f"{root / 'MSCMR_dataset'}: the val split is there but holds no case"]
+    config = resolve_config("smoke", ["steps=1", "val_every=1"])
+    with pytest.raises(DataError, match=r"MSCMR_dataset: the mscmr val split has no cases; validation needs them"):
+        train(config, root, tmp_path / "run", "pce", ["mscmr"], progress=False, cache_dir=tmp_path / "cache")
+    train(resolve_config("smoke", ["steps=1", "val_every=0"]), root, tmp_path / "run2", "pce", ["mscmr"],
+          progress=False, cache_dir=tmp_path / "cache")  # a run that does not validate needs no val split

@@ -85,7 +85,7 @@ def inspect_dataset(task: str, root: str | Path) -> dict:
         scribbled with that class; None without GT), "scribble_gt_disagreement" (voxels)}},
         "absent_splits": [split], "problems": [str]}``. A split whose folder (or MyoPS list) is not there is
         listed in ``absent_splits``, not a problem (the real ACDC test set is kept back); a split that is there
-        but cannot be scanned is left out of ``splits`` and its error is a problem.
+        but cannot be scanned is left out of ``splits`` and its error is a problem, and so is one with no case.
     """
     spec = get_task(task)
     report: dict = {"task": spec.name, "title": spec.title, "root": str(root), "splits": {}, "problems": []}
@@ -100,6 +100,9 @@ def inspect_dataset(task: str, root: str | Path) -> dict:
             report["splits"][split] = _inspect_split(task, root, split, report["problems"])
         except DataError as err:
             report["problems"].append(str(err))
+            continue
+        if not report["splits"][split]["cases"]:
+            report["problems"].append(f"{report['root']}: the {split} split is there but holds no case")
     return report
 
 
