@@ -112,11 +112,13 @@ def predict(argv: list[str]) -> int:
     parser.add_argument("--checkpoint", default="best.pt", help="checkpoint file in the run (default: best.pt)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--largest-cc", action="store_true", help="keep the largest connected component per class")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the *_pred.nii.gz files already in --out (other files are left alone)")
     args = parser.parse_args(argv)
     from .evaluate import predict_run
 
     written = predict_run(args.run, args.out, args.task, args.input, args.data, args.split, args.checkpoint,
-                          args.device, args.largest_cc)
+                          args.device, args.largest_cc, overwrite=args.overwrite)
     for path in written:
         print(path)
     return 0

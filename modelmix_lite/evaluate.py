@@ -322,6 +322,10 @@ def paper_table(rows: pd.DataFrame, metric: str = "dice", digits: int | None = N
     return table.reindex(index=list(dict.fromkeys(summary["method"])), columns=columns)
 
 
+PREDICTION_SUFFIX = "_pred.nii.gz"
+"""File name ending of the predictions :func:`predict_run` writes (``<subject>_pred.nii.gz``)."""
+
+
 def predict_run(
     run_dir: str | Path,
     out_dir: str | Path,
@@ -332,15 +336,19 @@ def predict_run(
     checkpoint: str = "best.pt",
     device: str | torch.device = "cpu",
     largest_cc: bool = False,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Segment volumes with a trained run and write NIfTI predictions in the dataset's raw label values.
 
     Either ``images`` (one NIfTI file per sequence of ``task``, in ``TaskSpec.sequences`` order, e.g. MyoPS
     C0, DE, T2) or ``data_root`` + ``split`` (every case of that split) is given. Each prediction keeps its
-    input's affine and spacing and is written to ``out_dir/<subject>_pred.nii.gz``.
+    input's affine and spacing and is written to ``out_dir/<subject>_pred.nii.gz``. An ``out_dir`` that already
+    holds predictions is refused unless ``overwrite``, which first removes those ``*_pred.nii.gz`` files (and
+    nothing else), so old and new predictions never mix.
 
     Raises:
-        ConfigError: neither or both inputs given, ``task`` not trained in the run, wrong number of images.
+        ConfigError: neither or both inputs given, ``task`` not trained in the run, wrong number of images,
+            or ``out_dir`` holds predictions and ``overwrite`` is off.
     """
     run = Path(run_dir)
     record = _read_json(run / "config.json")
@@ -356,14 +364,27 @@ def predict_run(
             raise ConfigError(
                 f"--input: task {task} takes {spec.n_channels} image(s) ({', '.join(spec.sequences)}), got {len(paths)}"
             )
+        if len(paths) > 1:  # several sequences: check each file is the one its place says (MyoPS C0, DE, T2)
+            for k, (path, sequence) in enumerate(zip(paths, spec.sequences)):
+                if f"_{sequence}" not in path.name:
+                    raise ConfigError(f"--input: image {k + 1} must be the {sequence} sequence (order "
+                                      f"{', '.join(spec.sequences)}), got {path.name}")
         subject = paths[0].name.removesuffix(".gz").removesuffix(".nii")
+        if len(paths) > 1:
+            subject = subject.removesuffix(f"_{spec.sequences[0]}")
         cases = [load_case(CaseFiles(task, subject, "test", paths, None, None))]
     else:
         cases = load_split(task, data_root, split)
     model = load_run_models(run, checkpoint, device).models[task]
     geometry = run_geometry(run, record)
+    stale = sorted(Path(out_dir).glob(f"*{PREDICTION_SUFFIX}")) if Path(out_dir).is_dir() else []
+    if stale and not overwrite:
+        raise ConfigError(f"{out_dir}: already holds {len(stale)} prediction(s) (e.g. {stale[0].name}); "
+                          "pass --overwrite to replace them or choose another --out")
+    for path in stale:
+        path.unlink()
     return [
         write_prediction(case, predict_volume(model, case, device=device, largest_cc=largest_cc, **geometry),
-                         Path(out_dir) / f"{case.subject}_pred.nii.gz")
+                         Path(out_dir) / f"{case.subject}{PREDICTION_SUFFIX}")
         for case in cases
     ]

@@ -6,6 +6,8 @@ import os
 import re
 import stat
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -182,3 +184,46 @@ def test_an_empty_split_that_a_command_needs_is_an_error_naming_the_folder(tmp_p
         train(config, root, tmp_path / "run", "pce", ["mscmr"], progress=False, cache_dir=tmp_path / "cache")
     train(resolve_config("smoke", ["steps=1", "val_every=0"]), root, tmp_path / "run2", "pce", ["mscmr"],
           progress=False, cache_dir=tmp_path / "cache")  # a run that does not validate needs no val split
+
+
+# --- predict (items 4 and 8) -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def myops_run(phantom_root, tmp_path_factory):
+    from modelmix_lite.cli import main
+
+    out = tmp_path_factory.mktemp("predict") / "run"
+    assert main(["train", "--method", "pce", "--tasks", "myops", "--profile", "smoke", "--data", str(phantom_root),
+                 "--out", str(out), "--set", "steps=1", "--set", "val_every=0"]) == 0
+    return out
+
+
+def test_predict_checks_the_myops_sequence_order(myops_run, phantom_root, tmp_path, capsys):
+    from modelmix_lite.cli import main
+    from modelmix_lite.data.readers import load_split
+
+    c0, de, t2 = map(str, load_split("myops", phantom_root, "test")[0].files.images)
+    argv = ["predict", str(myops_run), "--checkpoint", "last.pt", "--out", str(tmp_path / "out"), "--input"]
+    assert main([*argv, de, c0, t2]) == 1
+    assert re.search(r"--input: image 1 must be the C0 sequence \(order C0, DE, T2\), got .*_DE", capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+    assert main([*argv, c0, de, t2]) == 0
+    (written,) = (tmp_path / "out").iterdir()
+    assert written.name == Path(c0).name.replace("_C0.nii.gz", "_pred.nii.gz")
+
+
+def test_predict_refuses_to_mix_with_earlier_predictions(myops_run, phantom_root, tmp_path, capsys):
+    from modelmix_lite.cli import main
+
+    out = tmp_path / "out"
+    argv = ["predict", str(myops_run), "--checkpoint", "last.pt", "--data", str(phantom_root), "--split", "val",
+            "--out", str(out)]
+    assert main(argv) == 0
+    first = sorted(p.name for p in out.iterdir())
+    (out / "stale_pred.nii.gz").write_bytes(b"old")  # a prediction of another subject, from an earlier run
+    (out / "notes.txt").write_text("mine")
+    assert main(argv) == 1
+    assert "already holds" in capsys.readouterr().err and (out / "stale_pred.nii.gz").read_bytes() == b"old"
+    assert main([*argv, "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([*first, "notes.txt"])  # stale one gone, notes kept
