@@ -32,9 +32,11 @@ def locked(out: str | Path) -> Iterator[Path]:
     block leaves it holding nothing but the lock (e.g. a refused ``--resume``).
 
     Raises:
-        ConfigError: another process holds the lock.
+        ConfigError: another process holds the lock, or ``out`` is a file.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file, not a run directory; choose another --out")
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     fd = os.open(out / LOCK, os.O_CREAT | os.O_RDWR, 0o644)

@@ -135,8 +135,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)!r}")
-        for name in ("epochs", "val_every", "weight_decay", "spacing_mm", "warmup_steps"):
-            if getattr(self, name) < 0:
+        for name in ("epochs", "val_every", "weight_decay", "spacing_mm", "warmup_steps", "seed"):
+            if not getattr(self, name) >= 0:  # also refuses NaN
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"lr: must be a finite number > 0, got {self.lr!r}")
@@ -728,6 +728,21 @@ _RESUME_FREE = ("steps", "epochs", "log_every", "val_every", "ckpt_every", "devi
 only with the constant learning rate: the cosine schedule depends on the run's length)."""
 
 
+def _read_run_config(path: Path) -> dict:
+    """A run's ``config.json`` record (``method``, ``tasks``, ``config``); :class:`ConfigError` naming the file if it
+    is missing, not JSON or not such a record."""
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing; the run directory was not written by train") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid JSON ({err}); cannot resume from it") from None
+    if not (isinstance(record, dict) and isinstance(record.get("method"), str) and isinstance(record.get("tasks"), list)
+            and isinstance(record.get("config"), dict)):
+        raise ConfigError(f"{path}: not a run configuration (expected method, tasks and config); cannot resume")
+    return record
+
+
 def _check_run_dir(out: Path, config: TrainConfig, method: str, tasks: list[str], overwrite: bool,
                      resume: bool) -> None:
     """Check the run directory against the flags (every rank, no writes); raise ConfigError on a clash."""
@@ -735,7 +750,7 @@ def _check_run_dir(out: Path, config: TrainConfig, method: str, tasks: list[str]
     if resume:
         if not (out / "last.pt").is_file():
             raise ConfigError(f"{out}: nothing to resume (no last.pt)")
-        recorded = json.loads((out / "config.json").read_text())
+        recorded = _read_run_config(out / "config.json")
         if (recorded["method"], recorded["tasks"]) != (method, tasks):
             raise ConfigError(
                 f"{out}: run was {recorded['method']} on {','.join(recorded['tasks'])}, "

@@ -76,9 +76,11 @@ def resolve_data_root(data_root: str | Path | None, profile: str, seed: int = 0)
     Raises:
         DataError: when a given ``data_root`` does not exist or holds none of the dataset folders, or the
             phantom's folder is taken by something else.
-        ConfigError: on an unknown ``profile``.
+        ConfigError: on an unknown ``profile``, or a ``data_root`` that is not a path (papermill ``-p data_root 5``).
     """
     if data_root is not None:
+        if not isinstance(data_root, (str, Path)):
+            raise ConfigError(f"data_root: expected a folder path (a string) or None, got {data_root!r}")
         root = Path(data_root).expanduser()
         if not root.is_dir():
             raise DataError(f"data_root: {root} does not exist or is not a folder")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-
 from pathlib import Path
 
 import numpy as np
@@ -227,3 +226,53 @@ def test_predict_refuses_to_mix_with_earlier_predictions(myops_run, phantom_root
     assert "already holds" in capsys.readouterr().err and (out / "stale_pred.nii.gz").read_bytes() == b"old"
     assert main([*argv, "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted([*first, "notes.txt"])  # stale one gone, notes kept
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", r"config.json: not valid JSON \(.*\); cannot resume from it$"),
+    ('{"method": 3}', r"config.json: not a run configuration \(expected method, tasks and config\); cannot resume$"),
+])
+def test_resume_from_an_invalid_config_json_is_one_line(smoke_run, phantom_root, tmp_path, capsys, content, message):
+    import shutil
+
+    from modelmix_lite.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run)
+    (run / "config.json").write_text(content)
+    assert main(["train", "--method", "pce", "--tasks", "mscmr", "--profile", "smoke", "--data", str(phantom_root),
+                 "--out", str(run), "--set", "steps=3", "--set", "val_every=0", "--resume"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(message, err)
+
+
+# --- item 15 -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("setting, message", [("seed=-1", r"seed: must be >= 0, got -1"),
+                                              ("weight_decay=nan", r"weight_decay: must be >= 0, got nan")])
+def test_negative_seed_and_nan_weight_decay_are_refused(setting, message):
+    from modelmix_lite.errors import ConfigError
+    from modelmix_lite.train import resolve_config
+
+    with pytest.raises(ConfigError, match=message):
+        resolve_config("smoke", [setting])
+
+
+def test_out_pointing_to_a_file_is_one_line(phantom_root, tmp_path, capsys):
+    from modelmix_lite.cli import main
+
+    thesis = tmp_path / "thesis.pdf"
+    thesis.write_bytes(b"%PDF")
+    assert main(["train", "--method", "pce", "--tasks", "mscmr", "--profile", "smoke", "--data", str(phantom_root),
+                 "--out", str(thesis), "--set", "steps=1"]) == 1
+    assert capsys.readouterr().err.strip().endswith(f"{thesis}: is a file, not a run directory; choose another --out")
+    assert thesis.read_bytes() == b"%PDF"
+
+
+def test_a_papermill_data_root_that_is_not_a_path_is_one_line():
+    from modelmix_lite.errors import ConfigError
+    from modelmix_lite.tutorial import resolve_data_root
+
+    with pytest.raises(ConfigError, match=r"^data_root: expected a folder path \(a string\) or None, got 5$"):
+        resolve_data_root(5, "smoke")
