@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -17,7 +19,8 @@ import torch
 from .data.phantom import ensure_phantom
 from .data.tasks import TASKS
 from .errors import ConfigError, DataError
-from .train import PROFILES
+from .evaluate import RUN_PROVENANCE, data_fingerprint, finished_run
+from .train import PROFILES, TrainConfig, config_to_dict, pick_device, train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,3 +156,32 @@ def describe_environment() -> dict[str, str | bool | None]:
         "colab": in_colab(),
         "commit": git_commit(),
     }
+
+
+def runs_dir(notebook: str, profile: str) -> Path:
+    """The folder a notebook keeps its training runs in: ``runs/<notebook>/<profile>`` of the repository in a
+    source checkout, else of the working folder."""
+    return (REPO_ROOT if in_source_checkout() else Path.cwd()) / "runs" / notebook / profile
+
+
+def train_or_load(
+    config: TrainConfig, root: Path, run: Path, method: str, tasks: Sequence[str], retrain: bool = False,
+) -> bool:
+    """Train ``method`` on ``tasks`` into ``run`` unless it already holds that finished run; True if it trained.
+
+    A run is reused when :func:`~modelmix_lite.evaluate.finished_run` finds its ``config.json`` equal to the one
+    it would train with, its ``training_curves.png`` present and the data of the same
+    :func:`~modelmix_lite.evaluate.data_fingerprint`. A trained run gets a
+    :data:`~modelmix_lite.evaluate.RUN_PROVENANCE` file (data root and fingerprint, wall time, device,
+    environment). The check does not cover the library's code: after changing it, pass ``retrain``.
+    """
+    fingerprint = data_fingerprint(root, tasks)
+    record = {"method": method, "tasks": list(tasks), "config": config_to_dict(config)}
+    if not retrain and finished_run(run, record, fingerprint):
+        return False
+    start = time.perf_counter()
+    train(config, root, run, method, list(tasks), overwrite=True)
+    info = {"data_root": str(root), "data_fingerprint": fingerprint, "wall_s": round(time.perf_counter() - start, 1),
+            "device": str(pick_device(config.device)), "environment": describe_environment()}
+    (run / RUN_PROVENANCE).write_text(json.dumps(info, indent=2))
+    return True

@@ -50,12 +50,9 @@ if "google.colab" in sys.modules:  # Colab: install the library; Colab's torch a
 profile = os.environ.get("MODELMIX_PROFILE", "cpu")  # smoke | cpu | cpu_long | gpu | paper
 data_root = None  # None: the synthetic phantom (generated on first use); or a folder with the real datasets
 seed = 0
-steps = None  # optimizer steps of the ModelMix run; None: the profile's default, at most 200
+steps = None  # optimizer steps of the ModelMix run; None: the profile's, the run notebook 05 then reuses
 
 # %%
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import torch
@@ -77,7 +74,7 @@ from modelmix_lite.mixing import mixable_layers, virtual_forward
 from modelmix_lite.models import TaskModelSet
 from modelmix_lite.perturb import apply_cutout, cutout_mask, mixup, partner_index, rotate
 from modelmix_lite.train import ModelMixObjective, PROFILES, load_checkpoint, resolve_config, task_pairs, train
-from modelmix_lite.tutorial import glue, resolve_data_root, resolve_profile
+from modelmix_lite.tutorial import glue, resolve_data_root, resolve_profile, runs_dir, train_or_load
 from modelmix_lite.viz import (
     cosine_examples,
     cosine_reduction_frame,
@@ -93,7 +90,7 @@ from modelmix_lite.viz import (
 
 
 profile = resolve_profile(profile)
-steps = steps or min(PROFILES[profile].steps, 200)  # enough to see every term's trend
+steps = steps or PROFILES[profile].steps
 root = resolve_data_root(data_root, profile, seed)
 tasks = ["myops", "mscmr"]
 print(f"profile: {profile}, data root: {root}, steps: {steps}")
@@ -103,18 +100,23 @@ print(f"profile: {profile}, data root: {root}, steps: {steps}")
 #
 # Losses of untrained networks say little: with identical initial encoders (as in the released code), a virtual
 # model *is* its host. So we first train ModelMix (Table 1 row #4, {py:func}`modelmix_lite.train.train` with
-# the `paper` core preset) for a few steps on MyoPS + MSCMRseg, and look at its models. The run writes
-# `log.jsonl`, whose curves close the notebook.
+# the `paper` core preset) on MyoPS + MSCMRseg, and look at its models. It is the ModelMix run of
+# {doc}`05_training`, kept in that notebook's run folder: whichever notebook runs first trains it, the other
+# loads it ({py:func}`modelmix_lite.tutorial.train_or_load`). The run writes `log.jsonl`, whose curves close
+# the notebook.
 
 # %%
-config = resolve_config(profile, {"steps": steps, "val_every": 0, "log_every": max(1, steps // 30), "seed": seed})
-run = train(config, root, Path(tempfile.mkdtemp()) / "modelmix", "#4", tasks, progress=False)
+config = resolve_config(profile, {"steps": steps, "seed": seed})
+run = runs_dir("05_training", profile) / ("ablation4_paper" if steps == PROFILES[profile].steps
+                                          else f"ablation4_paper_{steps}_steps")
+trained = train_or_load(config, root, run, "#4", tasks)
 objective = ModelMixObjective(
     TaskModelSet(tasks, config.base, config.core.dropout, config.norm), METHODS["#4"], config.core, seed
 )
 objective.load_state_dict(load_checkpoint(run / "last.pt")["model"])
 models = objective.models.train()  # train mode: dropout and batch statistics, as in a training step
-print(f"{run}: {config.size}×{config.size} slices, UNet base {config.base}, {steps} steps")
+print(f"{run} ({'trained' if trained else 'loaded'}): {config.size}×{config.size} slices, UNet base {config.base}, "
+      f"{steps} steps")
 
 # %% [markdown]
 # ## 1. Every loss on one batch

@@ -63,7 +63,6 @@ retrain = False  # True: train again even when a finished run of the same config
 
 # %%
 import json
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -77,7 +76,6 @@ from modelmix_lite.evaluate import (
     RUN_PROVENANCE,
     data_fingerprint,
     evaluate_run,
-    finished_run,
     load_run_models,
     paper_table,
     predict_volume,
@@ -85,7 +83,7 @@ from modelmix_lite.evaluate import (
 )
 from modelmix_lite.methods import CORE_PRESETS, METHODS
 from modelmix_lite.metrics import summarize
-from modelmix_lite.train import config_to_dict, load_checkpoint, pick_device, resolve_config, train
+from modelmix_lite.train import load_checkpoint, pick_device, resolve_config
 
 on_phantom = data_root is None
 profile = tutorial.resolve_profile(profile)
@@ -101,7 +99,7 @@ tasks = [task.strip().lower() for task in tasks.split(",")]
 device = pick_device(config.device)
 if profile == "smoke":
     torch.set_num_threads(1)  # tiny tensors: more threads only add synchronisation, worst on a busy machine
-runs_root = (tutorial.REPO_ROOT if tutorial.in_source_checkout() else Path.cwd()) / "runs" / "05_training" / profile
+runs_root = tutorial.runs_dir("05_training", profile)
 length = f"{config.epochs} epochs" if config.epochs else f"{config.steps} steps"
 print(f"profile: {profile} ({length}, batch {config.batch_size} per task, {config.size}×{config.size}, "
       f"UNet base {config.base}), device: {device}\ndata root: {root}\nruns: {runs_root}")
@@ -133,27 +131,20 @@ pd.DataFrame({"paper": paper_core, "released_code": released_core}).loc[
 # A run directory holds everything {py:func}`~modelmix_lite.train.train` wrote: `config.json` (the resolved
 # configuration), `split.json` (which five subjects per task are scribbled), `log.jsonl` (losses and validation
 # Dice), `last.pt` (the latest state, for resuming), `best.pt` (the weights with the best mean validation Dice)
-# and `training_curves.png`, written after the last step. Training takes a while beyond the smoke profile, so a finished run is reused when
+# and `training_curves.png`, written after the last step. Training takes a while beyond the smoke profile, so
+# {py:func}`~modelmix_lite.tutorial.train_or_load` reuses a finished run when
 # {py:func}`~modelmix_lite.evaluate.finished_run` finds its `config.json` equal to the one we would train with,
 # its `training_curves.png` present, and the same data: {py:func}`~modelmix_lite.evaluate.data_fingerprint`
 # hashes every file the splits read, and the fingerprint is kept in the run's `provenance.json` with the wall
 # time and the environment. Anything else, or `retrain = True`, trains from scratch (the progress bars show the
-# summed loss terms). The check does not cover the library's code: after changing it, retrain.
+# summed loss terms). The check does not cover the library's code: after changing it, retrain. Notebook 04
+# trained the ModelMix run of the `paper` preset already, so it is loaded here.
 
 # %%
-fingerprint = data_fingerprint(root, tasks)
 runs, trained = {}, {}
 for key, (label, method, preset) in variants.items():
     run = runs_root / f"{method.replace('#', 'ablation')}_{preset}"
-    record = {"method": method, "tasks": tasks, "config": config_to_dict(configs[key])}
-    trained[label] = retrain or not finished_run(run, record, fingerprint)
-    if trained[label]:
-        start = time.perf_counter()
-        train(configs[key], root, run, method, tasks, overwrite=True)
-        wall_s = round(time.perf_counter() - start, 1)
-        info = {"data_root": str(root), "data_fingerprint": fingerprint, "wall_s": wall_s, "device": str(device),
-                "environment": tutorial.describe_environment()}
-        (run / RUN_PROVENANCE).write_text(json.dumps(info, indent=2))
+    trained[label] = tutorial.train_or_load(configs[key], root, run, method, tasks, retrain)
     runs[label] = run
     wall = json.loads((run / RUN_PROVENANCE).read_text())["wall_s"]
     print(f"{label}: {'trained' if trained[label] else 'loaded'} {run} ({wall} s of training)")
@@ -291,7 +282,7 @@ provenance = {
     "tasks": tasks,
     "eval_split": eval_split,
     "data_root": str(root),
-    "data_fingerprint": fingerprint,
+    "data_fingerprint": data_fingerprint(root, tasks),
     "environment": tutorial.describe_environment(),
     "runs": {
         label: {
