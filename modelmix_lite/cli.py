@@ -9,6 +9,7 @@ dependencies never slow another. Adding a command (``train``, ``evaluate``, ...)
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -85,16 +86,22 @@ def evaluate(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from .evaluate import evaluate_run, paper_table
 
+    writable = args.csv is None or (args.csv.parent.is_dir() and os.access(args.csv.parent, os.W_OK))
+    if not writable or args.csv is not None and args.csv.is_dir():
+        raise ConfigError(f"--csv {args.csv}: cannot write there (no such writable folder, or a folder)")
     rows = evaluate_run(args.run, args.data, args.split, args.checkpoint, args.device, args.largest_cc,
                         undefined_hd=args.undefined_hd)
-    if args.csv:
-        rows.to_csv(args.csv, index=False)
     rule = {"nan": "undefined HD left out, (k/N): over k of N volumes",
             "diagonal": "undefined HD = the volume's diagonal"}[args.undefined_hd]
     for metric in ("dice", "hd95"):
         detail = "" if metric == "dice" else f"; {rule}"
         print(f"{metric} ({args.split}, {rows['case'].nunique()} volumes{detail})")
         print(paper_table(rows, metric).to_string(), end="\n\n")
+    if args.csv:  # after the tables are printed: a failing write never loses them
+        try:
+            rows.to_csv(args.csv, index=False)
+        except OSError as err:
+            raise ConfigError(f"--csv {args.csv}: could not write the rows ({err.strerror})") from None
     return 0
 
 

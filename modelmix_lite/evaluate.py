@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -188,6 +189,24 @@ def data_fingerprint(root: str | Path, tasks: Sequence[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+DATA_RECORD = "data.json"
+"""Written by ``train`` into every run directory: ``{"data_root", "data_fingerprint"}`` of the data it trained on."""
+
+
+def check_trained_data(run_dir: str | Path, data_root: str | Path, tasks: Sequence[str]) -> str | None:
+    """``None`` if ``data_root`` holds the data the run was trained on (same :func:`data_fingerprint`), or a
+    runs recorded before :data:`DATA_RECORD` existed; else a one-line message naming both roots and fingerprints."""
+    path = Path(run_dir) / DATA_RECORD
+    if not path.is_file():
+        return None
+    recorded = _read_json(path)
+    fingerprint = data_fingerprint(data_root, tasks)
+    if recorded.get("data_fingerprint") == fingerprint:
+        return None
+    return (f"{run_dir}: trained on {recorded.get('data_root')} (data fingerprint {recorded.get('data_fingerprint')}), "
+            f"but {data_root} holds other data (fingerprint {fingerprint})")
+
+
 def finished_run(run_dir: str | Path, record: Mapping, fingerprint: str) -> bool:
     """Whether ``run_dir`` holds a finished run of ``record`` on the data of ``fingerprint`` (train-or-load).
 
@@ -263,7 +282,8 @@ def evaluate_run(
 ) -> pd.DataFrame:
     """Evaluate every task model of a training run on ``split`` of its task (:func:`evaluate_cases`).
 
-    Slices are fitted to the run's input size (``config.json``); the weights are ``checkpoint``'s.
+    Slices are fitted to the run's input size (``config.json``); the weights are ``checkpoint``'s. A data root
+    that is not the one the run trained on (:func:`check_trained_data`) is a warning naming both.
 
     Returns:
         One row per (task, case, structure): ``method, task, case, structure, dice, hd, hd95``.
@@ -275,6 +295,9 @@ def evaluate_run(
     run = Path(run_dir)
     record = _read_json(run / "config.json")
     models = load_run_models(run, checkpoint, device)
+    mismatch = check_trained_data(run, data_root, record["tasks"])
+    if mismatch:
+        warnings.warn(mismatch, stacklevel=2)
     frames = []
     for task in record["tasks"]:
         cases = load_split(task, data_root, split)

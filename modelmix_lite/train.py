@@ -42,7 +42,7 @@ from .data.slices import SliceDataset, cached_slice_dataset, few_scribble_split
 from .data.tasks import TASKS
 from . import rundir
 from .errors import ConfigError, DataError
-from .evaluate import evaluate_cases
+from .evaluate import DATA_RECORD, check_trained_data, data_fingerprint, evaluate_cases
 from .losses import (
     check_target_values,
     degenerate_reg_loss,
@@ -908,6 +908,8 @@ def _train(
     distributed = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     _check_run_dir(out, config, method.name, tasks, overwrite, resume)
+    if resume and (mismatch := check_trained_data(out, root, tasks)):
+        raise ConfigError(f"{mismatch}; resume with the same --data")
     if distributed:
         dist.barrier()
 
@@ -930,6 +932,8 @@ def _train(
             _truncate_log(out / "log.jsonl", step)
     elif rank == 0:
         _start_run_dir(out, method, tasks, config, data)
+        record = {"data_root": str(root), "data_fingerprint": data_fingerprint(root, tasks)}
+        (out / DATA_RECORD).write_text(json.dumps(record, indent=2))
     net = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None) \
         if distributed else objective
 

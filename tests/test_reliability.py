@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -276,3 +277,42 @@ def test_a_papermill_data_root_that_is_not_a_path_is_one_line():
 
     with pytest.raises(ConfigError, match=r"^data_root: expected a folder path \(a string\) or None, got 5$"):
         resolve_data_root(5, "smoke")
+
+
+# --- the data a run was trained on (items 7 and 15) ---------------------------------------------
+
+
+def test_a_run_remembers_its_data_and_resume_or_evaluate_elsewhere_says_so(phantom_root, tmp_path):
+    from modelmix_lite.data.phantom import generate_phantom
+    from modelmix_lite.errors import ConfigError
+    from modelmix_lite.evaluate import DATA_RECORD, data_fingerprint, evaluate_run
+    from modelmix_lite.train import resolve_config, train
+
+    config = resolve_config("smoke", ["steps=2", "val_every=0", "ckpt_every=1"])
+    run = train(config, phantom_root, tmp_path / "run", "pce", ["mscmr"], progress=False)
+    recorded = json.loads((run / DATA_RECORD).read_text())
+    assert recorded == {"data_root": str(phantom_root), "data_fingerprint": data_fingerprint(phantom_root, ["mscmr"])}
+    other = tmp_path / "other"
+    generate_phantom(other, "smoke", seed=1, tasks=("mscmr",), progress=False)
+    longer = resolve_config("smoke", ["steps=3", "val_every=0", "ckpt_every=1"])
+    with pytest.raises(ConfigError, match=r"trained on .* \(data fingerprint [0-9a-f]{16}\), but .*other holds other "
+                                          r"data \(fingerprint [0-9a-f]{16}\); resume with the same --data$"):
+        train(longer, other, run, "pce", ["mscmr"], resume=True, progress=False)
+    with pytest.warns(UserWarning, match=r"trained on .* but .*other holds other data"):
+        evaluate_run(run, other, "val", checkpoint="last.pt", progress=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same data: no warning
+        evaluate_run(run, phantom_root, "val", checkpoint="last.pt", progress=False)
+
+
+def test_evaluate_checks_the_csv_folder_before_scoring(smoke_run, phantom_root, tmp_path, capsys, monkeypatch):
+    import modelmix_lite.evaluate as evaluate
+    from modelmix_lite.cli import main
+
+    monkeypatch.setattr(evaluate, "evaluate_run", lambda *a, **k: pytest.fail("scored before the check"))
+    csv = tmp_path / "missing" / "rows.csv"
+    assert main(["evaluate", str(smoke_run), "--data", str(phantom_root), "--csv", str(csv)]) == 1
+    assert capsys.readouterr().err.strip().endswith(f"--csv {csv}: cannot write there (no such writable folder, "
+                                                    "or a folder)")
