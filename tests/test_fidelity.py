@@ -13,6 +13,8 @@ from modelmix_lite.methods import CORE_PRESETS, METHODS
 from modelmix_lite.models import TaskModelSet
 from modelmix_lite.train import ModelMixObjective, resolve_config
 
+from test_train import _batches  # two tasks, 2 scribbled rows of 4, 10 % of their pixels scribbled
+
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "cpu_long", "gpu", "paper"])
 def test_released_code_preset_brings_the_codes_optimiser(profile):
@@ -47,18 +49,6 @@ def test_degenerate_myops_reg_is_zero_where_the_rotated_map_is_empty():
     mask = torch.ones(2, 1, 8, 8)
     mask[:, :, :4, :] = 0  # half of every map has no virtual prediction
     assert degenerate_reg_loss(p, q, mask).item() == pytest.approx(-0.5, abs=1e-6)
-
-
-def _batches(n_scribbled: int = 2, size: int = 16) -> dict:
-    gen = torch.Generator().manual_seed(3)
-    out = {}
-    for task, classes in (("myops", 5), ("mscmr", 4)):
-        target = torch.randint(0, classes, (4, size, size), generator=gen)
-        target[torch.rand(4, size, size, generator=gen) < 0.8] = 255
-        target[n_scribbled:] = 255
-        out[task] = {"image": torch.rand(4, 3, size, size, generator=gen), "target": target,
-                     "n_scribbled": n_scribbled}
-    return out
 
 
 def _objective(method: str, **core_fields) -> ModelMixObjective:

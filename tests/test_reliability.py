@@ -55,14 +55,17 @@ def test_training_on_an_empty_train_split_names_the_folder(tmp_path):
 # --- one clear line instead of a traceback (items 9, 11, 12) ----------------------------------
 
 
-@pytest.fixture(scope="module")
-def smoke_run(phantom_root, tmp_path_factory):
+def _cli_train(phantom_root, out, task: str, steps: int):
     from modelmix_lite.cli import main
 
-    out = tmp_path_factory.mktemp("reliability") / "run"
-    assert main(["train", "--method", "pce", "--tasks", "mscmr", "--profile", "smoke", "--data", str(phantom_root),
-                 "--out", str(out), "--set", "steps=2", "--set", "val_every=0"]) == 0
+    assert main(["train", "--method", "pce", "--tasks", task, "--profile", "smoke", "--data", str(phantom_root),
+                 "--out", str(out), "--set", f"steps={steps}", "--set", "val_every=0"]) == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def smoke_run(phantom_root, tmp_path_factory):
+    return _cli_train(phantom_root, tmp_path_factory.mktemp("reliability") / "run", "mscmr", 2)
 
 
 class _Pickled:
@@ -191,12 +194,7 @@ def test_an_empty_split_that_a_command_needs_is_an_error_naming_the_folder(tmp_p
 
 @pytest.fixture(scope="module")
 def myops_run(phantom_root, tmp_path_factory):
-    from modelmix_lite.cli import main
-
-    out = tmp_path_factory.mktemp("predict") / "run"
-    assert main(["train", "--method", "pce", "--tasks", "myops", "--profile", "smoke", "--data", str(phantom_root),
-                 "--out", str(out), "--set", "steps=1", "--set", "val_every=0"]) == 0
-    return out
+    return _cli_train(phantom_root, tmp_path_factory.mktemp("predict") / "run", "myops", 1)
 
 
 def test_predict_checks_the_myops_sequence_order(myops_run, phantom_root, tmp_path, capsys):
