@@ -240,10 +240,11 @@ def test_inspect_clean_dataset_and_coverage(tmp_path):
     save_raw(root / "images/patient001_frame01.nii.gz", np.ones(SHAPE), dtype=np.int16)
     save_raw(root / "labels/patient001_frame01_gt.nii.gz", label, dtype=np.uint8)
     save_raw(root / "labels/patient001_frame01_scribble.nii.gz", scribble, dtype=np.uint8)
-    (tmp_path / "ACDC_dataset/val/images").mkdir(parents=True)
-    (tmp_path / "ACDC_dataset/TestSet/images").mkdir(parents=True)
     report = inspect_dataset("acdc", tmp_path)
-    assert report["problems"] == []
+    assert report["problems"] == [] and report["absent_splits"] == ["val", "test"]
+    (tmp_path / "ACDC_dataset/val/images").mkdir(parents=True)  # there, but empty: a problem (issue 13 item 6)
+    assert inspect_dataset("acdc", tmp_path)["problems"] == [
+        f"{tmp_path / 'ACDC_dataset'}: the val split is there but holds no case"]
     train = report["splits"]["train"]
     assert train["cases"] == [{"subject": "patient001_frame01", "shape": [12, 10, 4], "spacing": [1.0, 1.0, 1.0],
                                "dtype": "int16"}]
