@@ -265,7 +265,7 @@ def test_inspect_collects_every_problem_and_keeps_going(tmp_path, capsys):
     assert "patient099_frame01_gt.nii.gz: no matching image" in problems
     assert [c["subject"] for c in report["splits"]["train"]["cases"]] == ["patient010_frame12"]
     assert [c["subject"] for c in report["splits"]["test"]["cases"]] == ["patient086_frame01"]
-    assert "4 problem(s):" in format_report(report)
+    assert "4 problem(s):" in format_report(report)  # the val split holds only the truncated case: not "empty" too
     assert main_inspect(["--dataset", "acdc", "--root", str(tmp_path)]) == 1
     assert "patient099_frame01_gt.nii.gz: no matching image" in capsys.readouterr().out
 

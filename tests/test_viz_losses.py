@@ -147,9 +147,9 @@ def test_cosine_examples_rejects_a_label_without_the_small_class() -> None:
 # --- gradient_norms_by_group -----------------------------------------------------------------------
 
 
-def _models(shared: bool = False) -> TaskModelSet:
+def _models(shared: bool = False, encoder_bn: str = "shared") -> TaskModelSet:
     return TaskModelSet(["myops", "mscmr"], base=4, dropout=None, shared_encoder=shared,
-                        generator=torch.Generator().manual_seed(0))
+                        generator=torch.Generator().manual_seed(0), encoder_bn=encoder_bn)
 
 
 def test_gradient_norms_by_group_matches_autograd_and_leaves_other_tasks_at_zero() -> None:
@@ -183,6 +183,9 @@ def test_gradient_norms_by_group_shared_encoder_and_bad_loss() -> None:
     models = _models(shared=True)
     frame = gradient_norms_by_group(models, {"l": models("mscmr", torch.randn(2, 3, 16, 16)).mean()})
     assert frame.loc["l", ("myops", "encoder")] == frame.loc["l", ("mscmr", "encoder")] > 0
+    per_task = _models(shared=True, encoder_bn="per_task")  # the kernels are shared, MyoPS's BN gets nothing
+    frame = gradient_norms_by_group(per_task, {"l": per_task("mscmr", torch.randn(2, 3, 16, 16)).mean()})
+    assert 0 < frame.loc["l", ("myops", "encoder")] < frame.loc["l", ("mscmr", "encoder")]
     with pytest.raises(DataError, match=r"losses\['map'\]: expected a scalar that requires grad, got shape \(2,\)"):
         gradient_norms_by_group(models, {"map": torch.ones(2, requires_grad=True)})
 

@@ -39,6 +39,8 @@ def _inspect_split(task: str, root: str | Path, split: str, problems: list[str])
     spec = get_task(task)
     files, scan_problems = scan_split(task, root, split)
     problems += scan_problems
+    if not files and not scan_problems:
+        problems.append(f"{find_dataset_root(task, root)}: the {split} split is there but holds no case")
     n = spec.n_classes
     gt_voxels, hits, scribbled = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
     disagree = 0
@@ -101,8 +103,6 @@ def inspect_dataset(task: str, root: str | Path) -> dict:
         except DataError as err:
             report["problems"].append(str(err))
             continue
-        if not report["splits"][split]["cases"]:
-            report["problems"].append(f"{report['root']}: the {split} split is there but holds no case")
     return report
 
 
