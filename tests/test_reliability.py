@@ -314,3 +314,23 @@ def test_evaluate_checks_the_csv_folder_before_scoring(smoke_run, phantom_root, 
     assert main(["evaluate", str(smoke_run), "--data", str(phantom_root), "--csv", str(csv)]) == 1
     assert capsys.readouterr().err.strip().endswith(f"--csv {csv}: cannot write there (no such writable folder, "
                                                     "or a folder)")
+
+
+def test_a_failed_checkpoint_write_leaves_the_old_file_and_no_tmp(tmp_path, monkeypatch):
+    import torch
+
+    from modelmix_lite.checkpoints import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "last.pt"
+    save_checkpoint({"step": 1}, path)
+
+    def disk_full(obj, target):
+        Path(target).write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint({"step": 2}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
