@@ -121,17 +121,19 @@ def mixup_terms(model: UNet, x: Tensor, y: Tensor, generator: torch.Generator, c
     }
 
 
-def _cut(x: Tensor, y: Tensor, generator: torch.Generator, core: CoreConfig) -> tuple[Tensor, Tensor]:
-    """Cutout (``core.cutout_size``, ``core.cutout_p``); cut pixels become ``UNANNOTATED`` in ``y``."""
+def _cut(x: Tensor, y: Tensor, generator: torch.Generator, core: CoreConfig) -> tuple[Tensor, Tensor, Tensor]:
+    """Cutout (``core.cutout_size``, ``core.cutout_p``); cut pixels become ``UNANNOTATED`` in ``y``.
+
+    Returns ``(x_cut, y_cut, keep)``, ``keep`` the ``(B, 1, H, W)`` mask (0 in the hole)."""
     size = max(1, round(core.cutout_size * x.shape[-1]))
-    mask = cutout_mask(x.shape[0], *x.shape[2:], size, core.cutout_p, generator, x.device)
-    return apply_cutout(x, mask, y, UNANNOTATED)
+    keep = cutout_mask(x.shape[0], *x.shape[2:], size, core.cutout_p, generator, x.device)
+    return (*apply_cutout(x, keep, y, UNANNOTATED), keep)
 
 
 def cutout_terms(model: UNet, x: Tensor, y: Tensor, generator: torch.Generator, core: CoreConfig) -> dict[str, Tensor]:
     """Cutout [5]: ``sup`` pCE on ``1_c ⊙ x``. The classifier of [5] keeps its label; a pixel under the
     square is not seen, so it is unannotated here (the ``core.cutout_label_fill`` of ModelMix is not used)."""
-    x_cut, y_cut = _cut(x, y, generator, core)
+    x_cut, y_cut, _ = _cut(x, y, generator, core)
     return {"sup": partial_cross_entropy(model(x_cut), y_cut, check=False)}
 
 
@@ -379,9 +381,7 @@ def shapepu_terms(model: UNet, x: Tensor, y: Tensor, generator: torch.Generator,
     """
     quarter_turns = int(torch.randint(4, (1,), generator=generator))  # a CPU generator: no device sync
     flip = int(torch.randint(2, (1,), generator=generator)) == 1
-    size = max(1, round(core.cutout_size * x.shape[-1]))
-    keep = cutout_mask(x.shape[0], *x.shape[2:], size, core.cutout_p, generator, x.device)
-    x_cut, y_cut = apply_cutout(x, keep, y, UNANNOTATED)
+    x_cut, y_cut, keep = _cut(x, y, generator, core)
     logits = model(x)
     logits_view = model(_rotate_flip(x_cut, quarter_turns, flip))
     y_view, keep_view = _rotate_flip(y_cut, quarter_turns, flip), _rotate_flip(keep, quarter_turns, flip)

@@ -168,9 +168,6 @@ BASELINES: tuple[str, ...] = ("mixup", "cutout", "wsl4", "cyclemix", "nnpu", "cv
 _UNSUPERVISED_BASELINES = ("wsl4", "cyclemix", "nnpu", "cvir", "shapepu")
 """Baselines with a term on unannotated pixels (pseudo labels, consistency, PU risk): they see unlabeled slices."""
 
-PU_BASELINES: tuple[str, ...] = ("nnpu", "cvir", "shapepu")
-"""The positive-unlabeled (PU) learning baselines."""
-
 PRIOR_BASELINES: tuple[str, ...] = ("nnpu", "cvir")
 """Baselines given the class ratio of each task as extra information (paper §3.3). ShapePU is not: it estimates
 the ratio by EM, as its original does (:func:`~modelmix_lite.baselines.em_class_prior`)."""
