@@ -62,9 +62,10 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 """Columns of a results file, one row per (method, tasks, seed, target, case, structure)."""
 
-ROLES: tuple[str, ...] = ("modelmix", "baseline", "reference")
-"""What a table row is: ModelMix, a scribble-supervised baseline (ablations included), or a fully supervised
-reference (never counted as a baseline)."""
+ROLES: tuple[str, ...] = ("modelmix", "baseline", "reference", "preset")
+"""What a table row is: ModelMix, a scribble-supervised baseline (ablations included), a fully supervised
+reference (never counted as a baseline), or a row computed under another core preset (``Entry.preset``: the
+released code's reading of a method, compared with its ``paper`` row, never ranked against the baselines)."""
 
 SHORT_NAMES: dict[str, str] = {"myops": "MyoPS", "mscmr": "MSCMRseg", "acdc": "ACDC"}
 """The tasks as the paper's table headers name them."""
@@ -88,6 +89,7 @@ class Entry:
         tasks: the training tasks, in the order given to :func:`~modelmix_lite.train.train`.
         targets: the tasks scored.
         role: one of :data:`ROLES`.
+        preset: the core preset it trains with (:data:`~modelmix_lite.methods.CORE_PRESETS`).
     """
 
     row: str
@@ -95,6 +97,12 @@ class Entry:
     tasks: tuple[str, ...]
     targets: tuple[str, ...]
     role: str = "baseline"
+    preset: str = "paper"
+
+    @property
+    def key(self) -> str:
+        """The ``method`` column of its results: the method key, ``"#4@released_code"`` under another preset."""
+        return self.method if self.preset == "paper" else f"{self.method}@{self.preset}"
 
     @property
     def combo(self) -> str:
@@ -159,7 +167,7 @@ REAL_TABLES: dict[int, TableSpec] = {
     1: TableSpec(1, "val", tuple(
         Entry(method, method, ("mscmr", "acdc"), ("mscmr", "acdc"), "modelmix" if method == "#4" else "baseline")
         for method in ("#1", "#2", "#2+dice", "#3", "#4", "#5")
-    )),
+    ) + (Entry("#4 (released code)", "#4", ("mscmr", "acdc"), ("mscmr", "acdc"), "preset", "released_code"),)),
     2: TableSpec(2, "test", (
         *(entry for entry in TABLES[2].entries if entry.role == "baseline"),
         _modelmix("ModelMix w/ ACDC", ("mscmr", "acdc"), "mscmr"),
@@ -167,7 +175,8 @@ REAL_TABLES: dict[int, TableSpec] = {
 }
 """The tables on the public data (``--real``): no MyoPS image is public, so Table 1 pairs MSCMRseg (LGE) with
 ACDC (bSSFP), scored on both validation splits, with the control row "#2+dice" (#2 with #3's Dice term, no
-virtual model: it separates the two changes from #2 to #3), and Table 2's ModelMix mixes MSCMRseg with ACDC (it is Table 1's
+virtual model: it separates the two changes from #2 to #3) and "#4 (released code)" (ModelMix under the
+``released_code`` preset, the Reproducibility chapter's comparison), and Table 2's ModelMix mixes MSCMRseg with ACDC (it is Table 1's
 #4 run, scored on the MSCMRseg test split). Table 3 (target MyoPS) stays phantom-only, and FullSup-UNet is left
 out: the only real ground truth of the training tasks is in the validation and test splits."""
 
@@ -207,11 +216,12 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def _canonical_method(name: str) -> str:
-    """``"ablation4"`` -> ``"#4"`` (a shell-friendly spelling); aliases such as ``"modelmix"`` -> ``"#4"``."""
-    name = name.strip().lower()
+    """``"ablation4"`` -> ``"#4"`` (a shell-friendly spelling); aliases such as ``"modelmix"`` -> ``"#4"``; a
+    preset suffix stays: ``"ablation4@released_code"`` -> ``"#4@released_code"``."""
+    name, at, preset = name.strip().lower().partition("@")
     if name.startswith("ablation"):
         name = "#" + name.removeprefix("ablation")
-    return METHODS[name].name if name in METHODS else name
+    return (METHODS[name].name if name in METHODS else name) + at + preset
 
 
 def select_entries(
@@ -224,10 +234,10 @@ def select_entries(
     """
     spec = get_table(table, real)
     entries = list(spec.entries)
-    for option, wanted, key in (("--methods", methods, "method"), ("--combos", combos, "combo")):
+    for option, wanted, key in (("--methods", methods, "key"), ("--combos", combos, "combo")):
         if wanted is None:
             continue
-        wanted = [_canonical_method(w) if key == "method" else w.strip().lower() for w in wanted]
+        wanted = [_canonical_method(w) if key == "key" else w.strip().lower() for w in wanted]
         known = list(dict.fromkeys(getattr(e, key) for e in spec.entries))
         unknown = [w for w in wanted if w not in known]
         if unknown:
@@ -249,8 +259,9 @@ def results_path(out_dir: str | Path, profile: str, table: int) -> Path:
 
 
 def run_dir(out_dir: str | Path, profile: str, table: int, method: str, tasks: str, seed: int) -> Path:
-    """``out_dir/<profile>/runs/table<N>/<method>__<tasks>__seed<k>`` (``#`` spelled ``ablation``)."""
-    name = f"{method.replace('#', 'ablation')}__{tasks}__seed{seed}"
+    """``out_dir/<profile>/runs/table<N>/<method>__<tasks>__seed<k>`` (``#`` spelled ``ablation``, ``@`` as
+    ``-``: ``ablation4-released_code``)."""
+    name = f"{method.replace('#', 'ablation').replace('@', '-')}__{tasks}__seed{seed}"
     return Path(out_dir) / profile / "runs" / f"table{table}" / name
 
 
@@ -378,14 +389,14 @@ def _run_one(
     ``evaluation.jsonl`` is written after the final checkpoint and the scores, so a run that has it is done (even
     when its checkpoints were not kept): its rows are returned as they are.
     """
-    run = run_dir(out, folder, spec.number, entry.method, entry.combo, seed)
+    run = run_dir(out, folder, spec.number, entry.key, entry.combo, seed)
     evaluation = run / "evaluation.jsonl"
     if evaluation.is_file():
         rows = load_results(evaluation)
         if data_differs(rows, root):
             raise DataError(f"{evaluation}: made from other data than {root} (another data fingerprint)")
         return rows, "evaluated"
-    config = resolve_config(profile, {"seed": str(seed)})
+    config = resolve_config(profile, {"seed": str(seed)}, entry.preset)
     resume = (run / "last.pt").is_file()
     tick = time.perf_counter()
     source = None if resume else trained_elsewhere(out, folder, entry, config)
@@ -398,7 +409,7 @@ def _run_one(
         _write_atomic(run / "trained_in.json", json.dumps({"run": str(source.relative_to(out))}) + "\n")
     scores, predictions = score_run(run if source is None else source, root, spec.split, entry.targets)
     meta = {
-        "table": spec.number, "method": entry.method, "tasks": entry.combo, "seed": seed, "profile": profile,
+        "table": spec.number, "method": entry.key, "tasks": entry.combo, "seed": seed, "profile": profile,
         "device": _device_name(config.device), "commit": git_commit(),
         "wall_s": round(time.perf_counter() - tick, 2), "data_fingerprint": data_fingerprint(root, entry.tasks),
     }
@@ -422,7 +433,7 @@ def trained_elsewhere(out: str | Path, profile: str, entry: Entry, config: Train
     ``best.pt``, and its ``config.json`` records the same method, tasks (in order) and configuration (``device``
     and ``compile`` aside, which do not change what is learned).
     """
-    name = run_dir(out, profile, 0, entry.method, entry.combo, config.seed).name  # the same in every table
+    name = run_dir(out, profile, 0, entry.key, entry.combo, config.seed).name  # the same in every table
     wanted = {k: v for k, v in config_to_dict(config).items() if k not in ("device", "compile")}
     for other in sorted((Path(out) / profile / "runs").glob(f"table*/{name}")):
         if not ((other / "evaluation.jsonl").is_file() and (other / "best.pt").is_file()):
@@ -494,19 +505,19 @@ def run_table(
     jobs = [(entry, seed) for entry in entries for seed in seeds]
     bar = tqdm(jobs, desc=f"Table {spec.number} ({profile})", disable=not progress)
     for entry, seed in bar:
-        name = run_dir(out, folder, spec.number, entry.method, entry.combo, seed).name
+        name = run_dir(out, folder, spec.number, entry.key, entry.combo, seed).name
         bar.set_postfix_str(name)
         if entry.method not in METHODS:
             warnings.warn(f"Table {spec.number}: {entry.row} ({entry.method!r}) is not implemented; skipped",
                           stacklevel=2)
             status = "skipped: not implemented"
-        elif (entry.method, entry.combo, seed) in recorded:
+        elif (entry.key, entry.combo, seed) in recorded:
             status = "recorded"
         else:
             rows, status = _run_one(spec, entry, seed, profile, root, out, keep_checkpoints, folder)
             with open(results, "a") as f:
                 f.write(_jsonl(rows))
-        record = {"row": entry.row, "method": entry.method, "tasks": entry.combo, "seed": seed, "status": status}
+        record = {"row": entry.row, "method": entry.key, "tasks": entry.combo, "seed": seed, "status": status}
         _update_status(out / folder / "sweep.json", spec.number, name, record)
     return results
 
@@ -522,7 +533,7 @@ def annotate(rows: pd.DataFrame) -> pd.DataFrame:
     Raises:
         DataError: a (table, method, tasks) that no table spec has.
     """
-    lookup = {(spec.number, e.method, e.combo): e
+    lookup = {(spec.number, e.key, e.combo): e
               for tables in (TABLES, REAL_TABLES) for spec in tables.values() for e in spec.entries}
     keys = list(zip(rows["table"].astype(int), rows["method"], rows["tasks"]))
     unknown = sorted({k for k in keys if k not in lookup})
@@ -922,7 +933,7 @@ def _epilog() -> str:
     lines = ["tables (methods marked * are not implemented yet and are skipped):"]
     for spec in TABLES.values():
         rows = ", ".join(dict.fromkeys(
-            f"{e.row}{'' if e.row == e.method else '=' + e.method}{'' if e.method in METHODS else '*'}"
+            f"{e.row}{'' if e.row == e.key else '=' + e.key}{'' if e.method in METHODS else '*'}"
             for e in spec.entries))
         combos = ", ".join(dict.fromkeys(e.combo for e in spec.entries))
         lines.append(f"  {spec.number} ({spec.split} split): {rows}\n     on {combos}")
@@ -944,7 +955,8 @@ def main_reproduce(argv: Sequence[str]) -> int:
     parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default results)")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default 0 for smoke, else 0,1,2)")
     parser.add_argument("--methods", nargs="+", default=None,
-                        help="only these methods, e.g. ablation1 ablation4 pce (#N may be spelled ablationN)")
+                        help="only these methods, e.g. ablation1 ablation4 pce (#N may be spelled ablationN; "
+                        "a row under another preset: ablation4@released_code)")
     parser.add_argument("--combos", nargs="+", default=None, help="only these task combinations, e.g. myops+mscmr")
     parser.add_argument("--real", action="store_true",
                         help="the tables on the public data (ACDC + MSCMRseg; results in OUT/PROFILE-real/)")

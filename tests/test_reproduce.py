@@ -18,6 +18,7 @@ from modelmix_lite.evaluate import data_fingerprint
 from modelmix_lite.errors import ConfigError, DataError
 from modelmix_lite.methods import METHODS
 from modelmix_lite.metrics import evaluate_volume
+from modelmix_lite import reproduce
 from modelmix_lite.paper_results import PUBLISHED_COLUMNS, published
 from modelmix_lite.reproduce import (
     MISSING,
@@ -427,9 +428,28 @@ def test_minutes_to_dice_sums_training_time_until_the_first_crossing():
     assert minutes_to_dice(log, "val_acdc", 0.9) is None
 
 
+def test_a_preset_row_has_its_own_key_run_folder_and_training_config(tmp_path, monkeypatch):
+    released = select_entries(1, ["ablation4@released_code"], real=True)
+    assert [(e.row, e.method, e.preset, e.key, e.role) for e in released] == [
+        ("#4 (released code)", "#4", "released_code", "#4@released_code", "preset")]
+    assert [e.key for e in select_entries(1, ["modelmix"], real=True)] == ["#4"]  # the paper row only
+    assert run_dir("r", "p", 1, released[0].key, "mscmr+acdc", 2).name == "ablation4-released_code__mscmr+acdc__seed2"
+    seen = {}
+
+    def fake_train(config, root, run, method, tasks, **kwargs):
+        seen.update(method=method, lr=config.lr, detach=config.core.detach_virtual)
+        raise RuntimeError("stop after the configuration")
+
+    monkeypatch.setattr(reproduce, "train", fake_train)
+    with pytest.raises(RuntimeError, match="stop after"):
+        reproduce._run_one(REAL_TABLES[1], released[0], 0, "smoke", tmp_path, tmp_path, True, "smoke-real")
+    assert seen == {"method": "#4", "lr": 1e-4, "detach": True}  # the released code's optimiser and core
+
+
 def test_real_tables_pair_the_public_tasks_and_reuse_table1s_modelmix():
     assert [(e.row, e.combo, e.targets) for e in REAL_TABLES[1].entries] == [
-        (row, "mscmr+acdc", ("mscmr", "acdc")) for row in ("#1", "#2", "#2+dice", "#3", "#4", "#5")]
+        (row, "mscmr+acdc", ("mscmr", "acdc"))
+        for row in ("#1", "#2", "#2+dice", "#3", "#4", "#5", "#4 (released code)")]
     table2 = {e.row: e for e in REAL_TABLES[2].entries}
     assert list(table2) == ["PCE", "Mixup", "Cutout", "CycleMix", "ShapePU", "WSL4", "ModelMix w/ ACDC"]
     assert (table2["ModelMix w/ ACDC"].method, table2["ModelMix w/ ACDC"].combo) == ("#4", "mscmr+acdc")
