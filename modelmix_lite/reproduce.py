@@ -677,19 +677,65 @@ def wilcoxon_table(rows: pd.DataFrame, table: int) -> pd.DataFrame:
         if baselines.empty:
             continue
         best = baselines.groupby("row", sort=False)["dice"].mean().idxmax()
-        reference = group.loc[group["row"] == best, ["case", "seed", "structure", "dice"]]
+        reference = group[group["row"] == best]
         for row, mm in group[group["role"] == "modelmix"].groupby("row", sort=False):
-            pairs = mm.merge(reference, on=["case", "seed", "structure"], suffixes=("", "_base"))
-            for structure in table_structures(target):
-                part = pairs if structure == "Avg" else pairs[pairs["structure"] == structure]
-                diff = (part["dice"] - part["dice_base"]).to_numpy()
-                test = wilcoxon(diff) if np.any(diff != 0) else None
-                out.append({
-                    "table": int(table), "half": half, "target": target, "modelmix": row, "baseline": best,
-                    "structure": structure, "n": len(diff), "mean_diff": diff.mean() if len(diff) else np.nan,
-                    "statistic": np.nan if test is None else float(test.statistic),
-                    "p_value": np.nan if test is None else float(test.pvalue),
-                })
+            for test in _paired_dice(mm, reference, target):
+                out.append({"table": int(table), "half": half, "target": target, "modelmix": row, "baseline": best,
+                            **test})
+    return pd.DataFrame(out, columns=columns)
+
+
+def _paired_dice(rows: pd.DataFrame, reference: pd.DataFrame, target: str) -> list[dict]:
+    """Dice of ``rows`` minus ``reference``, paired by (case, seed, structure), per structure of ``target``.
+
+    ``"Avg"`` pairs every (case, structure, seed). Returns one dict per structure: ``structure, n, mean, mean_ref,
+    mean_diff, std_diff, statistic, p_value`` (a two-sided Wilcoxon signed-rank test; NaN when there is no pair
+    or every difference is zero).
+    """
+    keys = ["case", "seed", "structure"]
+    pairs = rows[[*keys, "dice"]].merge(reference[[*keys, "dice"]], on=keys, suffixes=("", "_ref"))
+    out = []
+    for structure in table_structures(target):
+        part = pairs if structure == "Avg" else pairs[pairs["structure"] == structure]
+        diff = (part["dice"] - part["dice_ref"]).to_numpy()
+        test = wilcoxon(diff) if np.any(diff != 0) else None
+        out.append({
+            "structure": structure, "n": len(diff),
+            "mean": part["dice"].mean() if len(diff) else np.nan,
+            "mean_ref": part["dice_ref"].mean() if len(diff) else np.nan,
+            "mean_diff": diff.mean() if len(diff) else np.nan,
+            "std_diff": diff.std(ddof=0) if len(diff) else np.nan,
+            "statistic": np.nan if test is None else float(test.statistic),
+            "p_value": np.nan if test is None else float(test.pvalue),
+        })
+    return out
+
+
+def preset_comparison(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each ``"preset"`` row of Table 1 against the ``paper`` row of its method, paired by (case, seed), per target.
+
+    The Reproducibility chapter's comparison: ``"#4 (released code)"`` (``#4@released_code``) against ``"#4"``,
+    same tasks, profile and seeds. Dice values are paired by (case, seed) within a structure; ``"Avg"`` pairs
+    every (case, structure, seed).
+
+    Returns:
+        Columns ``target, row, reference, structure, n, mean, mean_ref, mean_diff, std_diff, statistic, p_value``
+        (``mean``: the preset row's mean Dice; ``mean_ref``: the paper row's over the same pairs).
+    """
+    columns = ["target", "row", "reference", "structure", "n", "mean", "mean_ref", "mean_diff", "std_diff",
+               "statistic", "p_value"]
+    ours = annotate(rows[rows["table"] == 1]) if len(rows) else rows
+    out = []
+    for (tasks, target), group in (ours.groupby(["tasks", "target"], sort=False) if len(ours) else []):
+        for key in dict.fromkeys(group.loc[group["role"] == "preset", "method"]):
+            method = key.partition("@")[0]
+            reference = group[group["method"] == method]
+            if reference.empty:
+                continue
+            variant = group[group["method"] == key]
+            row = variant["row"].iloc[0]
+            out += [{"target": target, "row": row, "reference": reference["row"].iloc[0], **test}
+                    for test in _paired_dice(variant, reference, target)]
     return pd.DataFrame(out, columns=columns)
 
 

@@ -43,6 +43,7 @@ from modelmix_lite.reproduce import (
     run_table,
     select_entries,
     sweep_folder,
+    preset_comparison,
     wilcoxon_table,
 )
 from modelmix_lite.train import PROFILES, resolve_config, train
@@ -380,6 +381,24 @@ def test_wilcoxon_against_the_best_baseline_hand_computed():
     assert frame.loc["LV", "n"] == 6 and frame.loc["LV", "p_value"] == pytest.approx(2 / 64)
     assert frame.loc["LV", "statistic"] == 0 and frame.loc["LV", "mean_diff"] == pytest.approx(.035)
     assert frame.loc["Avg", "n"] == 18
+
+
+def test_preset_comparison_pairs_the_released_row_with_its_paper_row():
+    paper = {"LV": [.5, .6, .7], "MYO": [.4, .4, .4], "RV": [.1, .2, .3]}
+    released = {"LV": [.6, .6, .9], "MYO": [.3, .4, .4], "RV": [.1, .2, .3]}
+    rows = pd.concat([_rows(1, "#4", "mscmr+acdc", "acdc", paper), _rows(1, "#2", "mscmr+acdc", "acdc", released),
+                      _rows(1, "#4@released_code", "mscmr+acdc", "acdc", released)], ignore_index=True)
+    frame = preset_comparison(rows).set_index("structure")
+    assert set(frame["row"]) == {"#4 (released code)"} and set(frame["reference"]) == {"#4"}
+    assert list(frame.index) == ["LV", "MYO", "RV", "Avg"]
+    # LV differences .1, 0, .2: mean .1, population std sqrt(2/3) * .1
+    assert frame.loc["LV", "n"] == 3 and frame.loc["LV", "mean_diff"] == pytest.approx(.1)
+    assert frame.loc["LV", "std_diff"] == pytest.approx(.1 * (2 / 3) ** .5)
+    assert (frame.loc["LV", "mean"], frame.loc["LV", "mean_ref"]) == (pytest.approx(.7), pytest.approx(.6))
+    assert np.isnan(frame.loc["RV", "p_value"])  # every difference zero: no test
+    # Avg pools the nine pairs: differences .1, 0, .2, -.1, 0, 0, 0, 0, 0
+    assert frame.loc["Avg", "n"] == 9 and frame.loc["Avg", "mean_diff"] == pytest.approx(.2 / 9)
+    assert preset_comparison(rows[rows["method"] != "#4"]).empty  # no paper row: nothing to compare with
 
 
 def test_head_to_head_uses_the_same_rows_for_the_paper():
