@@ -1,6 +1,6 @@
 """What a CPU training step of the cpu profiles costs, and which CPU settings pay.
 
-For ``#1`` and ``#4`` built as the cpu / cpu_long profiles build them (:func:`modelmix_lite.train.build_objective`,
+For ``#1`` and ``#4`` built as the cpu / cpu_long profiles build them (:func:`modelmix_lite.objective.build_objective`,
 the profile's core preset, two tasks), one training step is timed under every combination of
 
 * torch threads (``torch.set_num_threads``): 1 and 2;
@@ -33,10 +33,11 @@ from pathlib import Path
 import torch
 
 from modelmix_lite.bench import synthetic_batches
+from modelmix_lite.config import resolve_config
 from modelmix_lite.methods import METHODS
 from modelmix_lite.models import as_model_input
+from modelmix_lite.objective import build_objective
 from modelmix_lite.perturb import augment
-from modelmix_lite.train import build_objective, resolve_config
 
 THREADS = (1, 2)
 FORMATS = ("contiguous", "channels_last")

@@ -1,6 +1,6 @@
 """``python -m modelmix_lite bench``: how fast one training step of each method runs, and what it costs.
 
-Per method the objective of :mod:`modelmix_lite.train` (:class:`~modelmix_lite.train.ModelMixObjective`) is
+Per method the objective of :mod:`modelmix_lite.train` (:class:`~modelmix_lite.objective.ModelMixObjective`) is
 built as a training run builds it and timed on synthetic batches of the right shapes (no data loading):
 one step is forward + backward + Adam step. All methods are built first and then timed round-robin, so that
 a busy machine slows each of them alike. Reported per method: the median step time (wall, and on a CPU
@@ -36,12 +36,13 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 from torch.utils.flop_counter import FlopCounterMode
 
+from .config import TrainConfig, pick_device
 from .data.readers import load_split
 from .data.slices import SliceDataset
 from .data.tasks import TASKS, UNANNOTATED, get_task
 from .errors import ConfigError, DataError
 from .methods import CORE_PRESETS, METHODS, CoreConfig, MethodConfig, check_method_tasks
-from .train import TrainConfig, build_objective, pick_device
+from .objective import build_objective
 
 DEFAULT_METHODS: tuple[str, ...] = ("#1", "#2", "#4:paper", "#4:released_code", "fullsup")
 """Method specs benchmarked by default: the Table 1 baseline, L_inv alone, ModelMix under both presets, FullSup."""
@@ -189,7 +190,7 @@ def synthetic_batches(
 
 
 class MethodBench:
-    """One method spec's objective, built by :func:`modelmix_lite.train.build_objective` as a training run
+    """One method spec's objective, built by :func:`modelmix_lite.objective.build_objective` as a training run
     builds it (bf16 autocast and channels-last on CUDA), on synthetic batches.
 
     Construction counts the FLOPs of one step, runs ``warmup`` steps and reads the peak memory (on CUDA:

@@ -7,10 +7,13 @@ best validation Dice); ``evaluate``, ``predict`` and the notebooks read them bac
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import Tensor, nn
 
 from .errors import ConfigError, DataError
 
@@ -47,3 +50,33 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict):
         raise DataError(f"{path}: not a checkpoint written by modelmix_lite (or corrupted)")
     return state
+
+
+def rng_state(generators: Mapping[str, torch.Generator]) -> dict:
+    """This process's random state: python, numpy, torch CPU (+ CUDA) and the named generators."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+        "generators": {name: g.get_state() for name, g in generators.items()},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping, generators: Mapping[str, torch.Generator]) -> None:
+    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    for key, g in generators.items():
+        g.set_state(state["generators"][key])
+
+
+def replica_digest(module: nn.Module) -> Tensor:
+    """``(P,)`` float64: the sum of each parameter tensor — equal across DDP ranks that stayed in sync."""
+    return torch.stack([p.detach().double().sum().cpu() for p in module.parameters()])

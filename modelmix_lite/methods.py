@@ -156,7 +156,7 @@ PRESET_TRAINING: dict[str, dict[str, object]] = {
     "paper": {},
     "released_code": {"lr": 1e-4, "weight_decay": 5e-4, "lr_schedule": "constant", "warmup_steps": 0},
 }
-"""Training fields (:class:`~modelmix_lite.train.TrainConfig`) that a core preset sets over the profile's, before
+"""Training fields (:class:`~modelmix_lite.config.TrainConfig`) that a core preset sets over the profile's, before
 ``--set`` overrides. ``released_code``: the code's optimiser, Adam lr 1e-4 with weight decay 5e-4 (L2, hard-coded)
 and no schedule (notes §4). ``paper``: none; the profile keeps its own optimiser (the ``paper`` profile has §3.1's
 Adam 1e-3, the CPU profiles the schedule chosen on the real validation splits)."""

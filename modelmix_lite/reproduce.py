@@ -47,13 +47,14 @@ import torch
 from scipy.stats import spearmanr, wilcoxon
 from tqdm.auto import tqdm
 
+from .config import DEFAULT_DATA, PROFILES, TrainConfig, config_to_dict, pick_device, resolve_config
 from .data.readers import Case, load_split
 from .errors import ConfigError, DataError
 from .evaluate import data_fingerprint, load_run_models, predict_volume, run_geometry, select_cases
 from .methods import METHODS
 from .metrics import errors_by_distance, evaluate_volume, format_distance, format_mean_std, summarize
 from .paper_results import published, table_structures
-from .train import DEFAULT_DATA, PROFILES, TrainConfig, config_to_dict, pick_device, resolve_config, train
+from .train import train
 from .tutorial import git_commit
 
 RESULT_COLUMNS: tuple[str, ...] = (

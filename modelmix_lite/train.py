@@ -1,12 +1,13 @@
-"""Training: profiles, the ModelMix objective (Eq. 9) as one module, the loop, checkpoints and DDP.
+"""Training: the loop, its log and its run directory, DDP and the ``train`` command.
 
-One iteration draws one batch of every task of the run, evaluates :class:`ModelMixObjective` (all
-loss terms of all tasks and task pairs), and takes one Adam step over every parameter. Runs are
-reproducible: every random draw comes from a seeded generator whose state is checkpointed, so a resumed
-CPU run equals the uninterrupted one bit for bit.
+One iteration draws one batch of every task of the run (:mod:`~modelmix_lite.sampling`), evaluates the
+:class:`~modelmix_lite.objective.ModelMixObjective` (all loss terms of all tasks and task pairs), and takes one
+Adam step over every parameter. Runs are reproducible: every random draw comes from a seeded generator whose
+state is checkpointed (:mod:`~modelmix_lite.checkpoints`), so a resumed CPU run equals the uninterrupted one bit
+for bit. The configuration is a :class:`~modelmix_lite.config.TrainConfig`.
 
-Run directory: ``config.json`` (the resolved :class:`TrainConfig`, method and tasks), ``split.json`` (the
-scribbled / unlabeled subjects), ``log.jsonl`` (one row per log interval and per validation),
+Run directory: ``config.json`` (the resolved :class:`~modelmix_lite.config.TrainConfig`, method and tasks),
+``split.json`` (the scribbled / unlabeled subjects), ``log.jsonl`` (one row per log interval and per validation),
 ``last.pt`` (every ``ckpt_every`` steps and at the end), ``best.pt`` (best mean validation Dice) and
 ``training_curves.png``.
 """
@@ -14,15 +15,11 @@ scribbled / unlabeled subjects), ``log.jsonl`` (one row per log interval and per
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
-import random
 import time
-import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,133 +30,20 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .baselines import baseline_terms, class_prior
-from .checkpoints import load_checkpoint, save_checkpoint
-from .data.layout import find_dataset_root, list_cases
-from .data.phantom import ensure_phantom
-from .data.readers import load_split
-from .data.slices import SliceDataset, cached_slice_dataset, few_scribble_split
-from .data.tasks import TASKS
 from . import rundir
-from .errors import ConfigError, DataError
+from .checkpoints import load_checkpoint, replica_digest, rng_state, save_checkpoint, set_rng_state
+from .config import DEFAULT_DATA, PROFILES, TrainConfig, config_to_dict, pick_device, resolve_config, split_overrides
+from .data.phantom import ensure_phantom
+from .data.tasks import TASKS
+from .errors import ConfigError
 from .evaluate import DATA_RECORD, check_trained_data, data_fingerprint, evaluate_cases
-from .losses import (
-    check_target_values,
-    degenerate_reg_loss,
-    invariance_loss,
-    mixup_cross_entropy,
-    partial_cross_entropy,
-    supervised_loss,
-    total_loss,
-    vicinal_reg_loss,
-    vicinal_sup_loss,
-)
-from .methods import (
-    CORE_PRESETS, METHODS, PRESET_TRAINING, CoreConfig, MethodConfig, check_method_tasks, get_core, get_method,
-)
-from .mixing import mixable_layers, random_layer, sample_lambda, virtual_forward
-from .models import TaskModelSet, as_model_input
-from .perturb import apply_cutout, augment, cutout_mask, mixup, partner_index, rotate, rotate_labels, to_device
-
-DEFAULT_DATA = Path("data/phantom")
-"""``--data`` default: the default phantom, generated there on first use."""
-
-# ----------------------------------------------------------------------------------------------
-# Configuration
-# ----------------------------------------------------------------------------------------------
+from .methods import CORE_PRESETS, METHODS, MethodConfig, check_method_tasks, get_method
+from .objective import ModelMixObjective, build_objective
+from .sampling import STREAM_AUGMENT, TaskData, derive_seed, load_task_data, prepare_batch
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a run needs besides the method, the tasks and the data. Each field is a ``--set`` key.
-
-    Attributes:
-        steps: optimizer steps; each step sees one batch of every task.
-        epochs: if > 0, overrides ``steps`` with ``epochs`` passes over the largest task's training slices.
-        batch_size: slices per task per step (global: split evenly over DDP ranks; paper: 16).
-        unlabeled_fraction: share of each batch drawn from unlabeled slices, for methods with an
-            unsupervised term (the paper does not give the ratio).
-        size: network input side ``S`` (paper: 256).
-        spacing_mm: in-plane pixel size every slice is resampled to before the centred ``size × size``
-            window is cut (:func:`~modelmix_lite.data.geometry.fit_slice`); the field of view is
-            ``size × spacing_mm`` mm. ``0`` keeps each scanner's native resolution, as the released code.
-        base: channels of the first UNet block (paper / released code: 64).
-        norm: ``"batch"`` or ``"none"`` (no BatchNorm: DDP then equals one process on the global batch).
-        lr, weight_decay: Adam (paper: lr 1e-3; the released code: 1e-4 and 5e-4).
-        lr_schedule: ``"constant"`` (paper and released code: no schedule) or ``"cosine"``: linear warm-up
-            over ``warmup_steps``, then a cosine decay to ``final_lr_ratio × lr`` at the last step
-            (:func:`learning_rate`).
-        n_scribbled: scribble-annotated subjects per task (paper §3.1: 5).
-        prior_split: the split whose ground truth gives nnPU and CVIR the class ratio (paper §3.3 grants it):
-            ``"train"``, or ``"val"`` where the training split has scribbles only (real MSCMRseg).
-        augment: random rotation / flips / crop-zoom of every training batch (§3.1).
-        log_every: steps between log rows (and non-finite checks).
-        val_every: steps between validations (and at the end); 0: never validate.
-        ckpt_every: steps between ``last.pt`` checkpoints (and at the end).
-        seed: seeds the subject split, the model init and every random stream.
-        device: ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
-        amp: bf16 autocast on CUDA (ignored elsewhere).
-        channels_last: channels-last memory format on CUDA (ignored elsewhere).
-        compile: ``torch.compile`` the task models' host and mixup passes (see :class:`ModelMixObjective`).
-        core: the ModelMix core preset with any overrides (:class:`~modelmix_lite.methods.CoreConfig`).
-    """
-
-    steps: int = 300
-    epochs: int = 0
-    batch_size: int = 8
-    unlabeled_fraction: float = 0.5
-    size: int = 96
-    spacing_mm: float = 0.0
-    base: int = 16
-    norm: str = "batch"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    final_lr_ratio: float = 0.01
-    n_scribbled: int = 5
-    prior_split: str = "train"
-    augment: bool = True
-    log_every: int = 10
-    val_every: int = 100
-    ckpt_every: int = 100
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    channels_last: bool = True
-    compile: bool = False
-    core: CoreConfig = CORE_PRESETS["paper"]
-
-    def __post_init__(self) -> None:
-        positive = ("steps", "batch_size", "size", "base", "log_every", "ckpt_every", "n_scribbled")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)!r}")
-        for name in ("epochs", "val_every", "weight_decay", "spacing_mm", "warmup_steps", "seed"):
-            if not getattr(self, name) >= 0:  # also refuses NaN
-                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"lr: must be a finite number > 0, got {self.lr!r}")
-        if self.size % 16:
-            raise ConfigError(f"size: must be a multiple of 16 (four 2x2 poolings), got {self.size}")
-        if not 0.0 <= self.unlabeled_fraction < 1.0:
-            raise ConfigError(f"unlabeled_fraction: must be in [0, 1), got {self.unlabeled_fraction!r}")
-        if self.norm not in ("batch", "none"):
-            raise ConfigError(f"norm: {self.norm!r} is not one of 'batch', 'none'")
-        if self.prior_split not in ("train", "val"):
-            raise ConfigError(f"prior_split: {self.prior_split!r} is not one of train, val")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"lr_schedule: {self.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
-        if not 0.0 <= self.final_lr_ratio <= 1.0:
-            raise ConfigError(f"final_lr_ratio: must be in [0, 1], got {self.final_lr_ratio!r}")
-
-    @property
-    def fov_mm(self) -> float | None:
-        """The field of view of a training slice in mm (None at native resolution: it varies by scanner)."""
-        return self.size * self.spacing_mm if self.spacing_mm else None
 
 
-LR_SCHEDULES = ("constant", "cosine")
 
 
 def learning_rate(step: int, total: int, config: TrainConfig) -> float:
@@ -180,438 +64,6 @@ def learning_rate(step: int, total: int, config: TrainConfig) -> float:
     return config.lr * (ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-FOV_MM = 224.0
-"""The field of view (mm) of the cpu, cpu_long and gpu profiles, centred on the image: it holds the hearts of the
-real ACDC and MSCMRseg validation volumes."""
-
-PROFILES: dict[str, TrainConfig] = {
-    # seconds: wiring checks and tests
-    "smoke": TrainConfig(steps=6, batch_size=4, size=32, spacing_mm=FOV_MM / 32, base=8, log_every=2, val_every=6,
-                         ckpt_every=3),
-    # the book's default: cpu_long's recipe at 150 steps, ~7 min per ModelMix run on 2 CPU cores (a step costs
-    # ~2.9 s there), so that `make book` fits its 30 minutes; set by that budget, not chosen for accuracy
-    "cpu": TrainConfig(steps=150, batch_size=8, size=96, spacing_mm=FOV_MM / 96, base=16, lr=3e-3,
-                       lr_schedule="cosine", warmup_steps=15, log_every=10, val_every=50, ckpt_every=50),
-    # recorded real-data results on CPU: at most ~45 min per ModelMix run on 2 cores (two runs side by side)
-    "cpu_long": TrainConfig(steps=500, batch_size=8, size=96, spacing_mm=FOV_MM / 96, base=16, lr=3e-3,
-                            lr_schedule="cosine", warmup_steps=50, log_every=10, val_every=100, ckpt_every=50),
-    # one GPU: ~3k steps of a base-32 UNet at 256² (0.875 mm per pixel), a few minutes per method
-    "gpu": TrainConfig(steps=3000, batch_size=16, size=256, spacing_mm=FOV_MM / 256, base=32, lr_schedule="cosine",
-                       warmup_steps=150, log_every=50, val_every=500, ckpt_every=500),
-    # paper §3.1: Adam 1e-3, batch 16, 256×256, 1000 epochs, a base-64 UNet; native resolution, centre crop
-    # or pad to 256 (the released code; the paper's "resized to 256 × 256" is not what the code does)
-    "paper": TrainConfig(epochs=1000, batch_size=16, size=256, spacing_mm=0.0, base=64, log_every=100,
-                         val_every=2000, ckpt_every=2000),
-}
-
-PROFILE_CORE: dict[str, dict[str, object]] = {
-    "cpu": {"dropout": "released"},
-    "cpu_long": {"dropout": "released"},
-}
-"""Core-preset fields a profile sets before ``--set`` overrides. The CPU budgets are a few hundred steps: there
-the paper's 0.5 dropout before every block slows learning, and the released code's lighter schedule was chosen
-on the real ACDC + MSCMRseg validation splits."""
-
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-
-
-def _parse_value(key: str, text: str, kind: type) -> object:
-    """``text`` as a value of ``kind`` (bool, int, float or str); :class:`ConfigError` naming ``key`` otherwise."""
-    if kind is bool:
-        if text.lower() in _TRUE + _FALSE:
-            return text.lower() in _TRUE
-    else:
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    raise ConfigError(f"--set {key}={text}: expected {kind.__name__}")
-
-
-def _split_overrides(overrides: Mapping[str, str] | Sequence[str]) -> dict[str, str]:
-    if isinstance(overrides, Mapping):
-        return {str(k): str(v) for k, v in overrides.items()}
-    pairs = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item}: expected key=value")
-        pairs[key.strip()] = value.strip()
-    return pairs
-
-
-def resolve_config(
-    profile: str, overrides: Mapping[str, str] | Sequence[str] = (), preset: str = "paper"
-) -> TrainConfig:
-    """The ``profile``'s :class:`TrainConfig` with the core ``preset`` and ``key=value`` overrides applied.
-
-    Precedence, lowest first: the profile, its :data:`PROFILE_CORE` fields, the preset (its core fields and its
-    :data:`~modelmix_lite.methods.PRESET_TRAINING` fields, e.g. the released code's optimiser), ``overrides``.
-    Keys are :class:`TrainConfig` fields or :class:`~modelmix_lite.methods.CoreConfig` fields (e.g.
-    ``steps=50``, ``detach_virtual=true``); values are parsed to the field's type.
-
-    Raises:
-        ConfigError: on an unknown profile, preset or key, or a value that does not parse or validate.
-    """
-    if profile not in PROFILES:
-        raise ConfigError(f"--profile: unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
-    train_types = typing.get_type_hints(TrainConfig)
-    core_types = typing.get_type_hints(CoreConfig)
-    train_set, core_set = {}, {}
-    for key, text in _split_overrides(overrides).items():
-        if key in train_types and key != "core":
-            train_set[key] = _parse_value(key, text, train_types[key])
-        elif key in core_types:
-            core_set[key] = _parse_value(key, text, core_types[key])
-        else:
-            known = [k for k in train_types if k != "core"] + list(core_types)
-            raise ConfigError(f"--set {key}: unknown option; known options: {', '.join(known)}")
-    core = dataclasses.replace(get_core(preset), **{**PROFILE_CORE.get(profile, {}), **core_set})
-    return dataclasses.replace(PROFILES[profile], core=core, **{**PRESET_TRAINING.get(preset, {}), **train_set})
-
-
-def config_to_dict(config: TrainConfig) -> dict:
-    """Plain-JSON form of a config (the ``core`` field nested)."""
-    return dataclasses.asdict(config)
-
-
-def config_from_dict(data: Mapping) -> TrainConfig:
-    """Inverse of :func:`config_to_dict`."""
-    return TrainConfig(**{**data, "core": CoreConfig(**data["core"])})
-
-
-# ----------------------------------------------------------------------------------------------
-# The objective (Eq. 9)
-# ----------------------------------------------------------------------------------------------
-
-
-def task_pairs(tasks: Sequence[str], scheme: str) -> list[tuple[str, str]]:
-    """The ordered task pairs Ω of Eqs. 6-7: ``"all"`` (i, j), i ≠ j, or ``"first"``: those with the first task."""
-    pairs = [(i, j) for i in tasks for j in tasks if i != j]
-    return pairs if scheme == "all" else [(i, j) for i, j in pairs if tasks[0] in (i, j)]
-
-
-def _rotation_mask(shape: tuple[int, ...], angle: Tensor, device: torch.device) -> Tensor:
-    """``(B, 1, H, W)``: 1 where a pixel survives rotating by ``angle`` and back (not a lost corner)."""
-    ones = torch.ones(shape[0], 1, *shape[2:], device=device)
-    return rotate(rotate(ones, angle, "nearest"), -angle, "nearest")
-
-
-class ModelMixObjective(nn.Module):
-    """The training loss of one iteration over all tasks: Eq. 9 with the method's terms switched on.
-
-    Per task ``i`` (batch ``x``, scribbles ``y``; the first ``n_scribbled`` rows are from scribbled
-    subjects, the rest unlabeled):
-
-    * ``x^c = 1_c ⊙ x`` — cutout (§2.1), when the method has L_inv; the host prediction ``f_i(x^c)``
-      is shared by all terms below;
-    * ``sup``   L_sup (Eq. 8; pCE alone unless ``method.dice``) on the scribbled rows (every row with
-      ``core.sup_rows="batch"``), when there is no L_vicinal-sup (which contains it, Eq. 7);
-    * ``inv``   Eq. 1 on all rows: mixup with an intra-batch partner, cosine to the mixed predictions
-      (``mixce``: the released code's mixup cross-entropy, ``core.mixup_ce``);
-    * for every pair ``(i, j)`` in Ω: the virtual model ``f̃_ij`` (one random mixable encoder layer,
-      ``λ ~ Beta``, Eq. 5; on a rotated batch if ``core.rotate_virtual``), then
-      ``vsup`` Eq. 7 on the rows of ``sup`` and ``vreg`` Eq. 6 on all rows, summed over ``j`` (a MyoPS host
-      with ``core.myops_reg="degenerate"``: the released code's degenerate term instead of Eq. 6).
-
-    A method with a ``baseline`` (Tables 2-3) has none of these: its terms per task are
-    :func:`~modelmix_lite.baselines.baseline_terms` (eager: ``compile`` does not apply to them).
-
-    ``forward`` returns ``(loss, terms)``, ``terms`` keyed ``"{term}/{task}"`` with a fixed key set,
-    ``loss = total_loss(terms)``. All random draws come from :attr:`generator` (a CPU generator) and
-    are copied to the device by :func:`~modelmix_lite.perturb.to_device` (pinned, ``non_blocking``);
-    nothing is read back to the host, so a step never waits for the GPU. The targets' values are not
-    checked here (the losses run with ``check=False``): :meth:`TaskData.next_batch` checks each batch
-    on the CPU before it is moved.
-
-    Args:
-        models: the task models (``TaskModelSet``).
-        method, core: which terms, and how (see :mod:`modelmix_lite.methods`).
-        seed: seed of :attr:`generator`.
-        compile: run the task models' plain passes (host and mixup) through ``torch.compile``; the
-            virtual model (``functional_call`` with swapped tensors) stays eager, so it never recompiles.
-        priors: task -> ``(C,)`` class ratio (:func:`~modelmix_lite.baselines.class_prior`), required by the
-            PU baselines; kept as non-persistent buffers ``prior_<task>`` (they move with the module and
-            stay out of checkpoints).
-    """
-
-    def __init__(
-        self, models: TaskModelSet, method: MethodConfig, core: CoreConfig, seed: int = 0, compile: bool = False,
-        priors: Mapping[str, Tensor] | None = None,
-    ):
-        super().__init__()
-        self.models = models
-        # a plain dict, not registered: the compiled wrappers share the models' parameters
-        self.forward_fns = {t: torch.compile(m) if compile else m for t, m in models.models.items()}
-        self.method = method
-        self.core = core
-        self.generator = torch.Generator().manual_seed(seed)
-        self.pairs = task_pairs(models.tasks, core.pairs) if method.mixes_models else []
-        self.layers = {
-            task: mixable_layers(model, include_bn=core.mix_bn) for task, model in models.models.items()
-        }
-        for task in models.tasks if method.needs_prior else ():
-            if priors is None or task not in priors:
-                raise ConfigError(f"--method {method.name}: needs the class ratio of task {task!r} (priors)")
-            self.register_buffer(f"prior_{task}", torch.as_tensor(priors[task]), persistent=False)
-
-    def _sup_rows(self, n: int, batch: int) -> int:
-        """How many leading rows the supervised terms see (``core.sup_rows``): the scribbled ones, or all."""
-        return n if self.core.sup_rows == "scribbled" else batch
-
-    def _sup(self, logits: Tensor, target: Tensor) -> Tensor:
-        if self.method.dice:
-            return supervised_loss(logits, target, self.core.dice_on, self.core.dice_average, check=False)
-        return partial_cross_entropy(logits, target, check=False)
-
-    def _cutout(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        size = max(1, round(self.core.cutout_size * x.shape[-1]))
-        mask = cutout_mask(x.shape[0], *x.shape[2:], size, self.core.cutout_p, self.generator, x.device)
-        return apply_cutout(x, mask, y, self.core.cutout_label_fill)
-
-    def _invariance(self, task: str, x: Tensor, y: Tensor, probs: Tensor) -> dict[str, Tensor]:
-        partner = to_device(partner_index(x.shape[0], self.generator, self.core.mixup_partner), x.device)
-        x_mix, lam = mixup(x, x[partner], self.core.mixup_alpha, self.generator)
-        logits_mix = self.forward_fns[task](x_mix)
-        terms = {"inv": invariance_loss(logits_mix.softmax(1), probs, probs[partner], lam, self.core.cos_reduce)}
-        if self.core.mixup_ce:
-            terms["mixce"] = mixup_cross_entropy(logits_mix, y, y[partner], lam, check=False)
-        return terms
-
-    def _vicinal(self, i: str, j: str, x: Tensor, y: Tensor, n: int, logits: Tensor) -> dict[str, Tensor]:
-        """Eqs. 5-7 for one ordered pair: the virtual model ``f̃_ij = h_i(ẽ)`` against the host ``f_i``."""
-        layer = random_layer(self.layers[i], self.generator)
-        lam = sample_lambda(self.core.lambda_alpha, x.device, self.generator)
-        mask = y_v = None
-        if self.core.rotate_virtual:
-            angle = to_device(torch.rand((), generator=self.generator) * 360, x.device)
-            x, y_v = rotate(x, angle, "nearest"), rotate_labels(y, angle)
-            mask = _rotation_mask(x.shape, angle, x.device)
-        models = self.models.models
-        logits_v = virtual_forward(models[i], models[j], layer, lam, x, self.core.detach_virtual)
-        terms = {}
-        if self.method.vicinal_sup:
-            rows = self._sup_rows(n, len(y))
-            target_v = None if y_v is None else y_v[:rows]
-            terms["vsup"] = vicinal_sup_loss(
-                logits_v[:rows], logits[:rows], y[:rows], self.core.dice_on, target_v, self.core.dice_average,
-                check=False,
-            )
-        if self.method.vicinal_reg:
-            probs_v = logits_v.softmax(1)
-            if self.core.rotate_virtual:
-                probs_v = rotate(probs_v, -angle, "nearest")
-            if i == "myops" and self.core.myops_reg == "degenerate":
-                terms["vreg"] = degenerate_reg_loss(probs_v, logits.softmax(1), mask)
-            else:
-                terms["vreg"] = vicinal_reg_loss(probs_v, logits.softmax(1), self.core.cos_reduce, mask)
-        return terms
-
-    def forward(self, batches: Mapping[str, Mapping]) -> tuple[Tensor, dict[str, Tensor]]:
-        """Eq. 9 for one iteration.
-
-        Args:
-            batches: task -> ``{"image": (B, 3, S, S) float, "target": (B, S, S) int64 with 255 =
-                unannotated, "n_scribbled": int}`` for every task of the model set.
-        Returns:
-            ``(loss, terms)``: the scalar total and the scalar terms it sums.
-        """
-        terms: dict[str, Tensor] = {}
-        host: dict[str, tuple[Tensor, Tensor, int, Tensor]] = {}
-        for task in self.models.tasks:
-            x, y, n = batches[task]["image"], batches[task]["target"], batches[task]["n_scribbled"]
-            if self.method.baseline:
-                prior = getattr(self, f"prior_{task}", None)
-                model = self.models.models[task]
-                for name, value in baseline_terms(self.method.baseline, model, x, y, self.generator, self.core,
-                                                  prior).items():
-                    terms[f"{name}/{task}"] = value
-                continue
-            if self.method.inv:
-                x, y = self._cutout(x, y)
-            logits = self.forward_fns[task](x)
-            host[task] = (x, y, n, logits)
-            if not self.method.vicinal_sup:
-                rows = self._sup_rows(n, len(y))
-                terms[f"sup/{task}"] = self._sup(logits[:rows], y[:rows])
-            if self.method.inv:
-                for name, value in self._invariance(task, x, y, logits.softmax(1)).items():
-                    terms[f"{name}/{task}"] = value
-        for i, j in self.pairs:
-            x, y, n, logits = host[i]
-            for name, value in self._vicinal(i, j, x, y, n, logits).items():
-                key = f"{name}/{i}"
-                terms[key] = terms[key] + value if key in terms else value
-        return total_loss(terms), terms
-
-
-# ----------------------------------------------------------------------------------------------
-# Data: few-scribble datasets and infinite seeded samplers
-# ----------------------------------------------------------------------------------------------
-
-
-_DROPOUT, _OBJECTIVE, _AUGMENT, _SAMPLER = range(4)
-"""Stream ids: the first key after the run seed, so no two random streams share a seed."""
-
-
-def _derive_seed(*keys: int) -> int:
-    """A 63-bit seed from integer keys (stable across processes, unlike ``hash``)."""
-    return int(np.random.SeedSequence(list(keys)).generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
-class InfiniteSampler:
-    """Endless reshuffled passes over a pool of dataset indices, in global batches sharded over ranks.
-
-    Every rank holds the same generator, so all ranks see the same global batch sequence; rank ``r``
-    keeps the ``r``-th contiguous shard. Its state (generator, current permutation, position) is
-    checkpointed by :meth:`state_dict`.
-    """
-
-    def __init__(self, pool: Sequence[int], batch: int, seed: int, rank: int = 0, world: int = 1):
-        if batch % world:
-            raise ConfigError(f"batch_size: {batch} slices do not split evenly over {world} processes")
-        self.pool = torch.as_tensor(list(pool), dtype=torch.long)
-        self.batch, self.rank, self.world = batch, rank, world
-        self.generator = torch.Generator().manual_seed(seed)
-        self.perm = torch.randperm(len(self.pool), generator=self.generator)
-        self.pos = 0
-
-    def next(self) -> list[int]:
-        """This rank's indices of the next global batch."""
-        chunks, need = [], self.batch
-        while need:
-            if self.pos == len(self.perm):
-                self.perm, self.pos = torch.randperm(len(self.pool), generator=self.generator), 0
-            take = min(need, len(self.perm) - self.pos)
-            chunks.append(self.perm[self.pos : self.pos + take])
-            self.pos, need = self.pos + take, need - take
-        shard = self.batch // self.world
-        return self.pool[torch.cat(chunks)[self.rank * shard : (self.rank + 1) * shard]].tolist()
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state(), "perm": self.perm.clone(), "pos": self.pos}
-
-    def load_state_dict(self, state: Mapping) -> None:
-        self.generator.set_state(state["generator"])
-        self.perm, self.pos = state["perm"].clone(), int(state["pos"])
-
-
-@dataclass
-class TaskData:
-    """One task's training slices, its samplers (scribbled, optionally unlabeled) and its validation cases;
-    ``prior``: the class ratio of the ``prior_split`` ground truth, for nnPU and CVIR (else None)."""
-
-    dataset: SliceDataset
-    samplers: dict[str, InfiniteSampler]
-    val_cases: list
-    split: dict[str, list[str]]
-    prior: Tensor | None = None
-
-    def next_batch(self) -> dict:
-        """``{"image": (B, C, S, S), "target": (B, S, S) int64, "n_scribbled": int}`` on the CPU.
-
-        The target values are checked here, once per batch on the CPU, so the step's losses need not
-        (they would read the device back); :class:`DataError` names the task and slices.
-        """
-        parts = [self.samplers[kind].next() for kind in ("scribbled", "unlabeled") if kind in self.samplers]
-        index = [i for part in parts for i in part]
-        target = torch.from_numpy(self.dataset.targets[index].astype(np.int64))
-        task = self.dataset.task
-        check_target_values(target, TASKS[task].n_classes, name=f"{task} training slices {index}")
-        return {"image": torch.from_numpy(self.dataset.images[index]), "target": target, "n_scribbled": len(parts[0])}
-
-
-def _load_task_data(
-    task: str, root: Path, config: TrainConfig, method: MethodConfig, index: int, rank: int, world: int,
-    cache_dir: str | Path | None,
-) -> TaskData:
-    """Load one task's train/val splits, pick the scribbled subjects and build the slice pools.
-
-    The training slices come from the slice cache in ``cache_dir`` (built on the first run:
-    :func:`~modelmix_lite.data.slices.cached_slice_dataset`); the validation cases are read whole.
-    """
-    train_files = list_cases(task, root, "train")
-    if not train_files:
-        raise DataError(f"{find_dataset_root(task, root)}: the {task} train split has no cases; "
-                        "training needs its scribbled subjects")
-    subjects = [f.subject for f in train_files]
-    if method.target == "label":
-        split = {"labelled": subjects, "unlabeled": []}
-        dataset = cached_slice_dataset(train_files, cache_dir, config.size, target="label",
-                                       spacing_mm=config.spacing_mm)
-    else:
-        scribbled, unlabeled = few_scribble_split(subjects, config.n_scribbled, config.seed)
-        split = {"scribbled": scribbled, "unlabeled": unlabeled}
-        dataset = cached_slice_dataset(train_files, cache_dir, config.size, "scribble", scribbled,
-                                       spacing_mm=config.spacing_mm)
-    n_unlabeled = round(config.batch_size * config.unlabeled_fraction) if method.uses_unlabeled else 0
-    if config.batch_size - n_unlabeled < 1:
-        raise ConfigError(f"batch_size: {config.batch_size} leaves no scribbled slice after unlabeled_fraction")
-    pools = {"scribbled": np.flatnonzero(dataset.annotated)}
-    sizes = {"scribbled": config.batch_size - n_unlabeled}
-    if n_unlabeled:
-        pools["unlabeled"], sizes["unlabeled"] = np.flatnonzero(~dataset.annotated), n_unlabeled
-    if any(size % world for size in sizes.values()):
-        raise ConfigError(f"batch_size: {sizes} slices per task do not split evenly over {world} processes")
-    samplers = {}
-    for k, (kind, pool) in enumerate(pools.items()):
-        if len(pool) == 0:
-            raise ConfigError(f"--tasks: {task} has no {kind} training slices (check n_scribbled and the data)")
-        seed = _derive_seed(config.seed, _SAMPLER, index, k)
-        samplers[kind] = InfiniteSampler(pool, sizes[kind], seed, rank, world)
-    if method.mixes_images and config.batch_size // world < 2:
-        raise ConfigError(f"batch_size: mixup needs >= 2 slices per process, got {config.batch_size // world}")
-    val_cases = load_split(task, root, "val") if config.val_every else []
-    if config.val_every and not val_cases:
-        raise DataError(f"{find_dataset_root(task, root)}: the {task} val split has no cases; validation needs "
-                        "them (or set val_every=0)")
-    prior = class_prior(load_split(task, root, config.prior_split), task, config.prior_split) \
-        if method.needs_prior else None
-    return TaskData(dataset, samplers, val_cases, split, prior)
-
-
-def _prepare(batch: Mapping, generator: torch.Generator, config: TrainConfig, device: torch.device) -> dict:
-    """Model input (3 channels), optional augmentation, device and memory format; no host sync.
-
-    The CPU batch is moved by :func:`~modelmix_lite.perturb.to_device` (pinned, then ``non_blocking``).
-    """
-    image = as_model_input(to_device(batch["image"], device))
-    target = to_device(batch["target"], device)
-    if config.augment:
-        image, (target,) = augment(image, [target], generator)
-    if config.channels_last and device.type == "cuda":
-        image = image.contiguous(memory_format=torch.channels_last)
-    return {"image": image, "target": target, "n_scribbled": batch["n_scribbled"]}
-
-
-# ----------------------------------------------------------------------------------------------
-# Random state (checkpoint files: :mod:`modelmix_lite.checkpoints`)
-# ----------------------------------------------------------------------------------------------
-
-
-def _rng_state(generators: Mapping[str, torch.Generator]) -> dict:
-    """This process's random state: python, numpy, torch CPU (+ CUDA) and the named generators."""
-    np_state = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "torch": torch.get_rng_state(),
-        "generators": {name: g.get_state() for name, g in generators.items()},
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping, generators: Mapping[str, torch.Generator]) -> None:
-    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    for key, g in generators.items():
-        g.set_state(state["generators"][key])
 
 
 def _gather(obj: object, world: int) -> list:
@@ -622,10 +74,6 @@ def _gather(obj: object, world: int) -> list:
     dist.all_gather_object(out, obj)
     return out
 
-
-def replica_digest(module: nn.Module) -> Tensor:
-    """``(P,)`` float64: the sum of each parameter tensor — equal across DDP ranks that stayed in sync."""
-    return torch.stack([p.detach().double().sum().cpu() for p in module.parameters()])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -699,30 +147,6 @@ def plot_training_curves(log_path: str | Path, out_path: str | Path) -> Path:
 # ----------------------------------------------------------------------------------------------
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """``"auto"``: this process's CUDA device (``LOCAL_RANK`` under torchrun), else mps, else cpu.
-
-    Raises:
-        ConfigError: ``name`` is not a torch device, or names a CUDA / MPS device this machine does not have.
-    """
-    if name != "auto":
-        try:
-            device = torch.device(name)
-        except RuntimeError:
-            raise ConfigError(f"--device: {name!r} is not a device (auto, cpu, cuda, cuda:1, mps)") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available on this machine (use auto or cpu)")
-        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise ConfigError(f"--device {name}: MPS is not available on this machine (use auto or cpu)")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
 
 _RESUME_FREE = ("steps", "epochs", "log_every", "val_every", "ckpt_every", "device", "compile")
 """Fields a resumed run may change: they do not alter the trajectory of the parameters (``steps`` and ``epochs``
@@ -792,26 +216,6 @@ def _validate(objective: ModelMixObjective, data: Mapping[str, TaskData], config
     return result
 
 
-def build_objective(
-    config: TrainConfig, method: MethodConfig, tasks: Sequence[str], device: torch.device, rank: int = 0,
-    priors: Mapping[str, Tensor] | None = None,
-) -> ModelMixObjective:
-    """The task models (seeded by ``config.seed``) inside the objective, on ``device``; seeds the dropout stream.
-
-    ``priors``: each task's class ratio, for the PU baselines (see :class:`ModelMixObjective`).
-    """
-    torch.manual_seed(_derive_seed(config.seed, _DROPOUT, rank))  # dropout draws from the global torch RNG
-    models = TaskModelSet(tasks, config.base, None if config.core.dropout == "none" else config.core.dropout,
-                          config.norm, config.core.identical_init, method.shared_encoder,
-                          torch.Generator().manual_seed(config.seed), aux_decoder=method.aux_decoder,
-                          encoder_bn=config.core.encoder_bn)
-    seed = _derive_seed(config.seed, _OBJECTIVE, rank)
-    core = config.core.with_physical_cutout(config.fov_mm)
-    objective = ModelMixObjective(models, method, core, seed, config.compile, priors).to(device)
-    if config.channels_last and device.type == "cuda":
-        objective.to(memory_format=torch.channels_last)
-    return objective
-
 
 def _start_run_dir(out: Path, method: MethodConfig, tasks: list[str], config: TrainConfig,
                    data: Mapping[str, TaskData]) -> None:
@@ -851,7 +255,7 @@ def _restore(path: Path, objective: nn.Module, optimizer: torch.optim.Optimizer,
     for task, td in data.items():
         for kind, sampler in td.samplers.items():
             sampler.load_state_dict(ckpt["samplers"][task][kind])
-    _set_rng_state(ckpt["rng"][rank], generators)
+    set_rng_state(ckpt["rng"][rank], generators)
     return int(ckpt["step"]), float(ckpt["best"])
 
 
@@ -921,7 +325,7 @@ def _train(
         dist.barrier()
 
     device = pick_device(config.device)
-    data = {t: _load_task_data(t, root, config, method, k, rank, world, cache_dir) for k, t in enumerate(tasks)}
+    data = {t: load_task_data(t, root, config, method, k, rank, world, cache_dir) for k, t in enumerate(tasks)}
     steps = config.steps
     if config.epochs:
         pool = max(sum(len(s.pool) for s in td.samplers.values()) for td in data.values())
@@ -930,7 +334,7 @@ def _train(
     priors = {t: td.prior for t, td in data.items() if td.prior is not None}
     objective = build_objective(config, method, tasks, device, rank, priors)
     optimizer = torch.optim.Adam(objective.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    augment_rng = torch.Generator().manual_seed(_derive_seed(config.seed, _AUGMENT, rank))
+    augment_rng = torch.Generator().manual_seed(derive_seed(config.seed, STREAM_AUGMENT, rank))
     generators = {"objective": objective.generator, "augment": augment_rng}
     step, best = 0, -math.inf
     if resume:
@@ -945,7 +349,7 @@ def _train(
         if distributed else objective
 
     def checkpoint_state() -> dict:
-        rng = _gather(_rng_state(generators), world)
+        rng = _gather(rng_state(generators), world)
         return {
             "model": objective.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -971,7 +375,7 @@ def _train(
     objective.train()
     try:  # the bar is closed on an error too, so the error prints on a line of its own
         while step < steps:
-            batches = {t: _prepare(data[t].next_batch(), augment_rng, config, device) for t in tasks}
+            batches = {t: prepare_batch(data[t].next_batch(), augment_rng, config, device) for t in tasks}
             with autocast:
                 loss, terms = net(batches)
             optimizer.zero_grad(set_to_none=True)
@@ -1081,7 +485,7 @@ def main_train(argv: Sequence[str]) -> int:
 
     method = get_method(args.method)
     tasks = [t.strip().lower() for t in args.tasks.split(",") if t.strip()]
-    overrides = _split_overrides(args.overrides)
+    overrides = split_overrides(args.overrides)
     if args.seed is not None:
         overrides["seed"] = str(args.seed)
     if args.device is not None:

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .config import PROFILES, TrainConfig, config_to_dict, pick_device
 from .data.phantom import ensure_phantom
 from .data.tasks import TASKS
 from .errors import ConfigError, DataError
 from .evaluate import RUN_PROVENANCE, data_fingerprint, finished_run
-from .train import PROFILES, TrainConfig, config_to_dict, pick_device, train
+from .train import train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ def resolve_profile(profile: str | None) -> str:
     """Return the run profile: ``None``/``"auto"`` -> ``"gpu"`` when CUDA is available, else ``"cpu"``.
 
     Raises:
-        ConfigError: on a name that is neither ``"auto"`` nor a key of :data:`~modelmix_lite.train.PROFILES`.
+        ConfigError: on a name that is neither ``"auto"`` nor a key of :data:`~modelmix_lite.config.PROFILES`.
     """
     if profile is None or profile == "auto":
         return "gpu" if torch.cuda.is_available() else "cpu"

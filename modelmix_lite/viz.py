@@ -796,7 +796,7 @@ def example_batch(
     seed: int = 0,
     spacing_mm: float = 0.0,
 ) -> dict[str, Any]:
-    """A fixed batch of ``task``'s training slices, in the form :class:`~modelmix_lite.train.ModelMixObjective` takes.
+    """A fixed batch of ``task``'s training slices, in the form :class:`~modelmix_lite.objective.ModelMixObjective` takes.
 
     The ``n_subjects`` scribbled subjects are :func:`~modelmix_lite.data.slices.few_scribble_split`'s choice for
     ``seed``, as in training. The first ``n_scribbled`` rows are their slices with the most scribbled classes (ties broken at

@@ -50,12 +50,12 @@ seed = 0
 import matplotlib.pyplot as plt
 
 from modelmix_lite import tutorial, viz
+from modelmix_lite.config import PROFILES
 from modelmix_lite.data.inspect import format_report, inspect_dataset
 from modelmix_lite.data.layout import SPLITS
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.data.slices import SliceDataset, few_scribble_split
 from modelmix_lite.models import as_model_input
-from modelmix_lite.train import PROFILES
 
 profile = tutorial.resolve_profile(profile)
 config = PROFILES[profile]

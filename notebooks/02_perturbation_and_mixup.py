@@ -61,10 +61,10 @@ import torch
 from scipy.stats import beta as beta_distribution
 
 from modelmix_lite import tutorial
+from modelmix_lite.config import FOV_MM
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.data.slices import SliceDataset
 from modelmix_lite.data.tasks import TASKS, UNANNOTATED
-from modelmix_lite.train import FOV_MM
 from modelmix_lite.losses import invariance_loss
 from modelmix_lite.models import TaskModelSet, UNet, as_model_input
 from modelmix_lite.perturb import (

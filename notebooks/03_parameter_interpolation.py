@@ -68,6 +68,7 @@ import torch
 from scipy.stats import beta as beta_distribution
 from torch.func import functional_call
 
+from modelmix_lite.config import FOV_MM
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.data.slices import SliceDataset
 from modelmix_lite.losses import supervised_loss
@@ -83,7 +84,6 @@ from modelmix_lite.mixing import (
     virtual_parameters,
 )
 from modelmix_lite.models import TaskModelSet, as_model_input
-from modelmix_lite.train import FOV_MM
 from modelmix_lite.tutorial import glue, resolve_data_root, resolve_profile
 from modelmix_lite.viz import (
     gradient_norms_by_group,

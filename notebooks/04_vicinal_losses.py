@@ -57,6 +57,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from modelmix_lite.checkpoints import load_checkpoint
+from modelmix_lite.config import PROFILES, resolve_config
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.data.tasks import UNANNOTATED, get_task
 from modelmix_lite.losses import (
@@ -72,8 +74,9 @@ from modelmix_lite.losses import (
 from modelmix_lite.methods import CORE_PRESETS, METHODS
 from modelmix_lite.mixing import mixable_layers, virtual_forward
 from modelmix_lite.models import TaskModelSet
+from modelmix_lite.objective import ModelMixObjective, task_pairs
 from modelmix_lite.perturb import apply_cutout, cutout_mask, mixup, partner_index, rotate
-from modelmix_lite.train import ModelMixObjective, PROFILES, load_checkpoint, resolve_config, task_pairs, train
+from modelmix_lite.train import train
 from modelmix_lite.tutorial import glue, resolve_data_root, resolve_profile, runs_dir, train_or_load
 from modelmix_lite.viz import (
     cosine_examples,
@@ -172,7 +175,7 @@ loss_table.round(4)
 # the sum of its two rows, $\mathcal L_{\text{vicinal-sup}}$ holds one $\mathcal L_{\text{sup}}$ of the virtual
 # model and one of the host, and {py:func}`modelmix_lite.losses.total_loss` adds the three terms of Eq. 9 with
 # weight 1, as the paper and the released code do. Training sums this column over the tasks
-# ({py:class}`modelmix_lite.train.ModelMixObjective` does all of the above, with a random layer and
+# ({py:class}`modelmix_lite.objective.ModelMixObjective` does all of the above, with a random layer and
 # $\lambda \sim \mathrm{Beta}$ per pair and step).
 
 # %% [markdown]

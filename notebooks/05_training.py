@@ -71,6 +71,8 @@ import torch
 from IPython.display import Markdown
 
 from modelmix_lite import tutorial, viz
+from modelmix_lite.checkpoints import load_checkpoint
+from modelmix_lite.config import pick_device, resolve_config
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.evaluate import (
     RUN_PROVENANCE,
@@ -82,7 +84,6 @@ from modelmix_lite.evaluate import (
 )
 from modelmix_lite.methods import CORE_PRESETS, METHODS
 from modelmix_lite.metrics import summarize
-from modelmix_lite.train import load_checkpoint, pick_device, resolve_config
 
 on_phantom = data_root is None
 profile = tutorial.resolve_profile(profile)

@@ -62,6 +62,7 @@ import pandas as pd
 from IPython.display import display
 
 from modelmix_lite import viz
+from modelmix_lite.config import PROFILES
 from modelmix_lite.errors import DataError
 from modelmix_lite.methods import METHODS
 from modelmix_lite.reproduce import (
@@ -89,7 +90,6 @@ from modelmix_lite.reproduce import (
     sweep_folder,
     wilcoxon_table,
 )
-from modelmix_lite.train import PROFILES
 from modelmix_lite.tutorial import describe_environment, glue, resolve_data_root, resolve_profile
 
 profile = resolve_profile(profile)

@@ -28,13 +28,16 @@ from modelmix_lite.baselines import (
     SHAPEPU_CONSISTENCY_WEIGHT,
     CYCLEMIX_CONSISTENCY_WEIGHT,
 )
-from modelmix_lite.losses import cosine_loss
+from modelmix_lite.config import resolve_config
 from modelmix_lite.errors import ConfigError, DataError
 from modelmix_lite.evaluate import evaluate_run
+from modelmix_lite.losses import cosine_loss
 from modelmix_lite.losses import dice_loss, partial_cross_entropy
 from modelmix_lite.methods import BASELINES, CORE_PRESETS, METHODS, MethodConfig
 from modelmix_lite.models import TaskModelSet, UNet
-from modelmix_lite.train import _prepare, build_objective, main_train, resolve_config, train
+from modelmix_lite.objective import build_objective
+from modelmix_lite.sampling import prepare_batch
+from modelmix_lite.train import main_train, train
 
 U = 255
 PAPER = CORE_PRESETS["paper"]
@@ -352,7 +355,7 @@ def test_training_step_reads_nothing_back_to_the_host(monkeypatch):
     for name in BASELINES:
         objective = build_objective(config, METHODS[name], ["mscmr"], torch.device("cpu"), priors=priors)
         batch = {"image": torch.rand(4, 1, 32, 32, generator=seeded()), "target": target, "n_scribbled": 2}
-        batches = {"mscmr": _prepare(batch, seeded(1), config, torch.device("cpu"))}
+        batches = {"mscmr": prepare_batch(batch, seeded(1), config, torch.device("cpu"))}
         with monkeypatch.context() as patch:
             for read in ("item", "__bool__", "tolist", "cpu"):
                 patch.setattr(torch.Tensor, read, lambda *a, **k: pytest.fail(f"{name}: host read in the step"))

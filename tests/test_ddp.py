@@ -7,10 +7,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from modelmix_lite.checkpoints import load_checkpoint
+from modelmix_lite.config import resolve_config
 from modelmix_lite.data.phantom import generate_phantom
 from modelmix_lite.methods import MethodConfig
 from modelmix_lite.models import TaskModelSet
-from modelmix_lite.train import load_checkpoint, resolve_config, train
+from modelmix_lite.train import train
 
 TASKS = ["myops", "mscmr"]
 TINY = ["steps=3", "batch_size=4", "size=32", "base=4", "val_every=0", "log_every=3", "ckpt_every=3"]

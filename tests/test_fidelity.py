@@ -8,10 +8,11 @@ import dataclasses
 import pytest
 import torch
 
+from modelmix_lite.config import resolve_config
 from modelmix_lite.losses import degenerate_reg_loss, dice_loss, partial_cross_entropy
 from modelmix_lite.methods import CORE_PRESETS, METHODS
 from modelmix_lite.models import TaskModelSet
-from modelmix_lite.train import ModelMixObjective, resolve_config
+from modelmix_lite.objective import ModelMixObjective
 
 from test_train import _batches  # two tasks, 2 scribbled rows of 4, 10 % of their pixels scribbled
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from modelmix_lite.config import PROFILES, resolve_config
 from modelmix_lite.data.geometry import fit_slice, restore_probabilities
 from modelmix_lite.data.inspect import inspect_dataset
 from modelmix_lite.data.nifti import load_nifti
@@ -21,7 +22,7 @@ from modelmix_lite.data.tasks import get_task, map_labels
 from modelmix_lite.errors import DataError
 from modelmix_lite.evaluate import evaluate_run
 from modelmix_lite.metrics import dice
-from modelmix_lite.train import PROFILES, resolve_config, train
+from modelmix_lite.train import train
 
 REAL_ENV = "MODELMIX_LITE_REAL_DATA"
 REAL_ROOT = Path(os.environ.get(REAL_ENV) or Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real")

@@ -41,7 +41,8 @@ def test_ensure_phantom_with_a_bad_seed_leaves_no_temporary_folder(tmp_path):
 def test_training_on_an_empty_train_split_names_the_folder(tmp_path):
     from modelmix_lite.data.phantom import generate_phantom
     from modelmix_lite.errors import DataError
-    from modelmix_lite.train import resolve_config, train
+    from modelmix_lite.config import resolve_config
+    from modelmix_lite.train import train
 
     root = tmp_path / "data"
     generate_phantom(root, "smoke", seed=0, tasks=("mscmr",), progress=False)
@@ -112,7 +113,7 @@ def test_an_unusable_device_is_refused_before_any_data_is_read(phantom_root, tmp
     from modelmix_lite.cli import main
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(train_module, "_load_task_data", lambda *a, **k: pytest.fail("data read before the check"))
+    monkeypatch.setattr(train_module, "load_task_data", lambda *a, **k: pytest.fail("data read before the check"))
     assert main(["train", "--method", "pce", "--tasks", "mscmr", "--profile", "smoke", "--data", str(phantom_root),
                  "--out", str(tmp_path / "run"), "--set", f"device={device}"]) == 1
     err = capsys.readouterr().err
@@ -174,7 +175,8 @@ def test_an_empty_split_that_a_command_needs_is_an_error_naming_the_folder(tmp_p
     from modelmix_lite.data.inspect import inspect_dataset
     from modelmix_lite.data.phantom import generate_phantom
     from modelmix_lite.errors import DataError
-    from modelmix_lite.train import resolve_config, train
+    from modelmix_lite.config import resolve_config
+    from modelmix_lite.train import train
 
     root = tmp_path / "data"
     generate_phantom(root, "smoke", seed=0, tasks=("mscmr",), progress=False)
@@ -252,7 +254,7 @@ def test_resume_from_an_invalid_config_json_is_one_line(smoke_run, phantom_root,
                                               ("weight_decay=nan", r"weight_decay: must be >= 0, got nan")])
 def test_negative_seed_and_nan_weight_decay_are_refused(setting, message):
     from modelmix_lite.errors import ConfigError
-    from modelmix_lite.train import resolve_config
+    from modelmix_lite.config import resolve_config
 
     with pytest.raises(ConfigError, match=message):
         resolve_config("smoke", [setting])
@@ -284,7 +286,8 @@ def test_a_run_remembers_its_data_and_resume_or_evaluate_elsewhere_says_so(phant
     from modelmix_lite.data.phantom import generate_phantom
     from modelmix_lite.errors import ConfigError
     from modelmix_lite.evaluate import DATA_RECORD, data_fingerprint, evaluate_run
-    from modelmix_lite.train import resolve_config, train
+    from modelmix_lite.config import resolve_config
+    from modelmix_lite.train import train
 
     config = resolve_config("smoke", ["steps=2", "val_every=0", "ckpt_every=1"])
     run = train(config, phantom_root, tmp_path / "run", "pce", ["mscmr"], progress=False)

@@ -12,13 +12,14 @@ import pandas as pd
 import pytest
 import torch
 
+from modelmix_lite import reproduce
+from modelmix_lite.config import PROFILES, resolve_config
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.data.tasks import TASKS
-from modelmix_lite.evaluate import data_fingerprint
 from modelmix_lite.errors import ConfigError, DataError
+from modelmix_lite.evaluate import data_fingerprint
 from modelmix_lite.methods import METHODS
 from modelmix_lite.metrics import evaluate_volume
-from modelmix_lite import reproduce
 from modelmix_lite.paper_results import PUBLISHED_COLUMNS, published
 from modelmix_lite.reproduce import (
     MISSING,
@@ -46,7 +47,7 @@ from modelmix_lite.reproduce import (
     preset_comparison,
     wilcoxon_table,
 )
-from modelmix_lite.train import PROFILES, resolve_config, train
+from modelmix_lite.train import train
 
 COMBO = "myops+mscmr"
 SWEEP = dict(seeds=[0], methods=["#1", "#4"], combos=[COMBO], progress=False)

@@ -16,8 +16,10 @@ import contextlib
 import pytest
 import torch
 
+from modelmix_lite.config import resolve_config
 from modelmix_lite.methods import METHODS
-from modelmix_lite.train import ModelMixObjective, _prepare, build_objective, resolve_config
+from modelmix_lite.objective import ModelMixObjective, build_objective
+from modelmix_lite.sampling import prepare_batch
 
 TASKS = ["myops", "mscmr"]
 CASES = [("paper", "modelmix"), ("released_code", "modelmix"), ("paper", "#2")]  # #2: the L_sup-alone path
@@ -43,7 +45,7 @@ def _cpu_batches(seed: int = 0) -> dict:
 def _step(objective: ModelMixObjective, config, device: torch.device, amp: bool = False) -> torch.Tensor:
     """Batch preparation (transfer and augmentation), the objective and its backward, as in ``train``."""
     augment_rng = torch.Generator().manual_seed(1)
-    batches = {t: _prepare(b, augment_rng, config, device) for t, b in _cpu_batches().items()}
+    batches = {t: prepare_batch(b, augment_rng, config, device) for t, b in _cpu_batches().items()}
     with torch.autocast(device.type, torch.bfloat16, enabled=amp):
         loss, _ = objective(batches)
     loss.backward()
@@ -109,7 +111,7 @@ def test_meta_device_forward_reads_no_data_and_copies_without_blocking(preset, m
     monkeypatch.setattr(torch, "as_tensor", checked_new(as_tensor))
     monkeypatch.setattr(torch, "tensor", checked_new(tensor))
     augment_rng = torch.Generator().manual_seed(1)
-    batches = {t: _prepare(b, augment_rng, config, torch.device("meta")) for t, b in _cpu_batches().items()}
+    batches = {t: prepare_batch(b, augment_rng, config, torch.device("meta")) for t, b in _cpu_batches().items()}
     loss, terms = objective(batches)
     assert all(v.device.type == "meta" and v.shape == () for v in [loss, *terms.values()]) and len(terms) >= 4
 

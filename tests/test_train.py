@@ -7,22 +7,19 @@ import math
 import pytest
 import torch
 
+from modelmix_lite import objective as objective_module
+from modelmix_lite import sampling
 from modelmix_lite import train as train_module
+from modelmix_lite.checkpoints import load_checkpoint
+from modelmix_lite.config import resolve_config
 from modelmix_lite.data import slices
 from modelmix_lite.data.phantom import generate_phantom
 from modelmix_lite.errors import ConfigError, DataError
 from modelmix_lite.methods import CORE_PRESETS, METHODS
 from modelmix_lite.models import TaskModelSet
-from modelmix_lite.train import (
-    InfiniteSampler,
-    ModelMixObjective,
-    TermMeter,
-    load_checkpoint,
-    main_train,
-    resolve_config,
-    task_pairs,
-    train,
-)
+from modelmix_lite.objective import ModelMixObjective, task_pairs
+from modelmix_lite.sampling import InfiniteSampler
+from modelmix_lite.train import TermMeter, main_train, train
 
 TASKS = ["myops", "mscmr"]
 TINY = ["steps=2", "batch_size=4", "size=32", "base=4", "val_every=0", "log_every=1", "ckpt_every=2"]
@@ -226,7 +223,7 @@ def test_second_run_reads_the_slice_cache_and_decodes_no_volume(phantom, tmp_pat
     def fail(*args, **kwargs):
         raise AssertionError("a NIfTI volume was decoded")
 
-    monkeypatch.setattr(train_module, "load_split", fail)
+    monkeypatch.setattr(sampling, "load_split", fail)
     monkeypatch.setattr(slices, "load_case", fail)
     monkeypatch.setattr("nibabel.load", fail)
     second = params(train(tiny(), phantom, tmp_path / "b", "#2", TASKS, progress=False, cache_dir=cache))
@@ -236,7 +233,7 @@ def test_second_run_reads_the_slice_cache_and_decodes_no_volume(phantom, tmp_pat
 
 
 def test_batches_are_checked_on_the_cpu_before_the_step(phantom, tmp_path):
-    data = train_module._load_task_data("mscmr", phantom, tiny(), METHODS["#1"], 0, 0, 1, tmp_path)
+    data = sampling.load_task_data("mscmr", phantom, tiny(), METHODS["#1"], 0, 0, 1, tmp_path)
     batch = data.next_batch()
     assert batch["target"].dtype == torch.int64 and batch["target"].shape == (4, 32, 32)
     data.dataset.targets[:, 0, 0] = 7  # e.g. a corrupted slice cache
@@ -282,14 +279,14 @@ def test_existing_run_dir_is_not_overwritten(phantom, tmp_path):
 
 def test_non_finite_loss_stops_with_step_and_term_and_keeps_last_good_checkpoint(phantom, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = train_module.invariance_loss
+    real = objective_module.invariance_loss
 
     def poisoned(*args, **kwargs):
         calls["n"] += 1
         value = real(*args, **kwargs)
         return value * float("nan") if calls["n"] == 7 else value  # step 4, first task (myops)
 
-    monkeypatch.setattr(train_module, "invariance_loss", poisoned)
+    monkeypatch.setattr(objective_module, "invariance_loss", poisoned)
     config = tiny("steps=8", "log_every=3", "ckpt_every=3")
     with pytest.raises(FloatingPointError, match=r"^non-finite loss at step 4: term 'inv/myops'; last good "
                                                  r"checkpoint: .*last.pt \(step 3\)$"):
@@ -366,7 +363,7 @@ def test_two_trainings_started_on_one_run_directory_at_once(phantom, tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "modelmix_lite", "train", "--method", "#1", "--tasks", ",".join(TASKS),
                "--data", str(phantom), "--profile", "smoke", "--out", str(out), "--quiet", "--device", "cpu",
-               "--set", "steps=40", "--set", "val_every=0", "--set", "ckpt_every=40"]
+               "--set", "steps=400", "--set", "val_every=0", "--set", "ckpt_every=400"]  # outlasts the second's start
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (out / "config.json").is_file() and first.poll() is None and time.time() < deadline:
@@ -376,8 +373,8 @@ def test_two_trainings_started_on_one_run_directory_at_once(phantom, tmp_path):
     assert second.returncode == 1
     assert "another training is writing to this run directory" in second.stderr
     assert first.wait(timeout=300) == 0
-    assert json.loads((out / "config.json").read_text())["config"]["steps"] == 40
-    assert load_checkpoint(out / "last.pt")["step"] == 40  # nothing of the first was lost
+    assert json.loads((out / "config.json").read_text())["config"]["steps"] == 400
+    assert load_checkpoint(out / "last.pt")["step"] == 400  # nothing of the first was lost
 
 
 def test_resume_after_a_kill_drops_the_log_rows_past_the_checkpoint(phantom, tmp_path):
