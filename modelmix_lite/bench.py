@@ -166,7 +166,7 @@ def synthetic_batches(
     method: MethodConfig, tasks: Sequence[str], batch: int, size: int, device: torch.device,
     channels_last: bool = True, seed: int = 0,
 ) -> dict[str, dict]:
-    """Random training batches shaped as :meth:`ModelMixObjective.forward` takes them.
+    """Random training batches shaped as :meth:`~modelmix_lite.objective.ModelMixObjective.forward` takes them.
 
     Per task: ``image`` ``(B, 3, S, S)`` uniform in [0, 1); ``target`` ``(B, S, S)`` int64: full labels for
     ``target="label"`` methods, else :data:`SCRIBBLE_DENSITY` of the scribbled rows annotated with random

@@ -45,7 +45,7 @@ class TrainConfig:
         lr, weight_decay: Adam (paper: lr 1e-3; the released code: 1e-4 and 5e-4).
         lr_schedule: ``"constant"`` (paper and released code: no schedule) or ``"cosine"``: linear warm-up
             over ``warmup_steps``, then a cosine decay to ``final_lr_ratio × lr`` at the last step
-            (:func:`learning_rate`).
+            (:func:`~modelmix_lite.train.learning_rate`).
         n_scribbled: scribble-annotated subjects per task (paper §3.1: 5).
         prior_split: the split whose ground truth gives nnPU and CVIR the class ratio (paper §3.3 grants it):
             ``"train"``, or ``"val"`` where the training split has scribbles only (real MSCMRseg).
@@ -57,7 +57,7 @@ class TrainConfig:
         device: ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
         amp: bf16 autocast on CUDA (ignored elsewhere).
         channels_last: channels-last memory format on CUDA (ignored elsewhere).
-        compile: ``torch.compile`` the task models' host and mixup passes (see :class:`ModelMixObjective`).
+        compile: ``torch.compile`` the task models' host and mixup passes (see :class:`~modelmix_lite.objective.ModelMixObjective`).
         core: the ModelMix core preset with any overrides (:class:`~modelmix_lite.methods.CoreConfig`).
     """
 

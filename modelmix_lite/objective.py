@@ -68,7 +68,7 @@ class ModelMixObjective(nn.Module):
     ``loss = total_loss(terms)``. All random draws come from :attr:`generator` (a CPU generator) and
     are copied to the device by :func:`~modelmix_lite.perturb.to_device` (pinned, ``non_blocking``);
     nothing is read back to the host, so a step never waits for the GPU. The targets' values are not
-    checked here (the losses run with ``check=False``): :meth:`TaskData.next_batch` checks each batch
+    checked here (the losses run with ``check=False``): :meth:`~modelmix_lite.sampling.TaskData.next_batch` checks each batch
     on the CPU before it is moved.
 
     Args:

@@ -310,3 +310,20 @@ def augment(
         shift=shift,
     )
     return warp(image, theta, mode), [warp_labels(lab, theta) for lab in labels]
+
+
+def scribbled_pixels_cut(labels: Tensor, mask: Tensor) -> Tensor:
+    """Scribbled foreground pixels under each cutout square: what the released code relabels as background.
+
+    Args:
+        labels: ``(B, H, W)`` canonical scribbles (``UNANNOTATED`` where not annotated).
+        mask: ``(B, 1, H, W)`` cutout mask ``1_c`` (0 inside the square), from
+            :func:`~modelmix_lite.perturb.cutout_mask`.
+    Returns:
+        ``(B,)`` int64 counts of pixels with a class ``> 0`` (not background, not unannotated) where ``mask == 0``.
+    """
+    if labels.ndim != 3 or mask.shape != (labels.shape[0], 1, *labels.shape[1:]):
+        raise DataError(f"mask: shape {tuple(mask.shape)} does not match labels {tuple(labels.shape)}; "
+                        "expected labels (B, H, W) and mask (B, 1, H, W)")
+    foreground = (labels > 0) & (labels != UNANNOTATED)
+    return (foreground & (mask[:, 0] == 0)).sum(dim=(1, 2))

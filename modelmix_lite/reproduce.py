@@ -826,7 +826,7 @@ def qualitative_inputs(
     rows: pd.DataFrame, out_dir: str | Path, data_root: str | Path, table: int, target: str, half: str = "",
     seed: int | None = None,
 ) -> tuple[dict[str, Case], dict[str, dict[str, np.ndarray]], dict[str, dict[str, float]]]:
-    """What :func:`~modelmix_lite.viz.plot_qualitative` needs for a Fig. 2/3-style figure of one table and target.
+    """What :func:`~modelmix_lite.viz.results.plot_qualitative` needs for a Fig. 2/3-style figure of one table and target.
 
     The worst, median and best cases by average Dice over every row run
     (:func:`~modelmix_lite.evaluate.select_cases`), their volumes from ``data_root``, and each row's prediction

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from .config import TrainConfig
 from .data.layout import find_dataset_root, list_cases
 from .data.readers import load_split
 from .data.slices import SliceDataset, cached_slice_dataset, few_scribble_split
-from .data.tasks import TASKS
+from .data.tasks import TASKS, UNANNOTATED
 from .errors import ConfigError, DataError
 from .losses import check_target_values
 from .methods import MethodConfig
@@ -160,3 +161,44 @@ def prepare_batch(batch: Mapping, generator: torch.Generator, config: TrainConfi
     if config.channels_last and device.type == "cuda":
         image = image.contiguous(memory_format=torch.channels_last)
     return {"image": image, "target": target, "n_scribbled": batch["n_scribbled"]}
+
+
+def example_batch(
+    task: str,
+    root: str | Path,
+    size: int,
+    n_scribbled: int = 2,
+    n_unlabeled: int = 2,
+    n_subjects: int = 5,
+    seed: int = 0,
+    spacing_mm: float = 0.0,
+) -> dict[str, Any]:
+    """A fixed batch of ``task``'s training slices, in the form :class:`~modelmix_lite.objective.ModelMixObjective` takes.
+
+    The ``n_subjects`` scribbled subjects are :func:`~modelmix_lite.data.slices.few_scribble_split`'s choice for
+    ``seed``, as in training. The first ``n_scribbled`` rows are their slices with the most scribbled classes (ties broken at
+    random), the next ``n_unlabeled`` rows random slices of the other subjects (all ``UNANNOTATED``).
+
+    Returns:
+        ``{"image": (B, 3, size, size) float32, "target": (B, size, size) int64, "n_scribbled": int}``.
+
+    Raises:
+        DataError: when there are fewer scribbled or unlabeled slices than asked for.
+    """
+    cases = load_split(task, root, "train")
+    scribbled, _ = few_scribble_split([c.subject for c in cases], n_subjects, seed)
+    data = SliceDataset(cases, size, "scribble", scribbled, spacing_mm=spacing_mm)
+    rng = np.random.default_rng(seed)
+    pools = {"scribbled": np.flatnonzero(data.annotated), "unlabeled": np.flatnonzero(~data.annotated)}
+    for (kind, pool), n in zip(pools.items(), (n_scribbled, n_unlabeled)):
+        if len(pool) < n:
+            raise DataError(f"{root}: {task} has {len(pool)} {kind} training slices, {n} asked for")
+    shuffled = rng.permutation(pools["scribbled"])
+    n_classes = [len(np.setdiff1d(data.targets[i], [UNANNOTATED])) for i in shuffled]
+    index = [*shuffled[np.argsort(n_classes, kind="stable")[::-1][:n_scribbled]],
+             *rng.choice(pools["unlabeled"], n_unlabeled, replace=False)]
+    return {
+        "image": as_model_input(torch.from_numpy(data.images[index])),
+        "target": torch.from_numpy(data.targets[index].astype(np.int64)),
+        "n_scribbled": n_scribbled,
+    }

@@ -49,6 +49,7 @@ seed = 0
 # %%
 import matplotlib.pyplot as plt
 
+from modelmix_lite.data.scribbles import scribble_stats_frame
 from modelmix_lite import tutorial, viz
 from modelmix_lite.config import PROFILES
 from modelmix_lite.data.inspect import format_report, inspect_dataset
@@ -186,7 +187,7 @@ viz.slice_viewer(examples[tasks[-1]])
 # %%
 annotated_cases = [case for task in tasks for split in SPLITS
                    for case in tutorial.with_label_and_scribble(cases[task][split])]
-coverage = viz.scribble_stats_frame(annotated_cases)
+coverage = scribble_stats_frame(annotated_cases)
 viz.plot_scribble_stats(coverage)
 plt.show()
 coverage.pivot_table(index="task", columns="class", values="coverage", sort=False).style.format("{:.1%}", na_rep="-")

@@ -60,6 +60,8 @@ import pandas as pd
 import torch
 from scipy.stats import beta as beta_distribution
 
+from modelmix_lite.perturb import scribbled_pixels_cut
+from modelmix_lite.probes import dropout_predictions
 from modelmix_lite import tutorial
 from modelmix_lite.config import FOV_MM
 from modelmix_lite.data.readers import load_split
@@ -77,7 +79,6 @@ from modelmix_lite.perturb import (
     sample_beta,
 )
 from modelmix_lite.viz import (
-    dropout_predictions,
     plot_augmentations,
     plot_beta_densities,
     plot_cutout,
@@ -85,7 +86,6 @@ from modelmix_lite.viz import (
     plot_dropout_variance,
     plot_invariance,
     plot_mixup_grid,
-    scribbled_pixels_cut,
 )
 
 profile = tutorial.resolve_profile(profile)
@@ -248,7 +248,7 @@ fig = plot_mixup_grid(
 #
 # An untrained model shows what is compared: the ACDC model of a `modelmix_lite.models.TaskModelSet` (one
 # UNet per task, as ModelMix trains them), in eval mode. Below: the three inputs, their predictions coloured
-# as $\sum_c p_c \cdot \mathrm{colour}_c$ (`modelmix_lite.viz.probability_rgb`: a confident pixel shows its
+# as $\sum_c p_c \cdot \mathrm{colour}_c$ (`modelmix_lite.viz.style.probability_rgb`: a confident pixel shows its
 # class colour, an undecided one a blend), the target $\alpha f(x_1^c) + (1-\alpha) f(x_2^c)$, and the cosine
 # of $f(x')$ and the target at each pixel.
 
@@ -386,7 +386,7 @@ pd.DataFrame({name: pd.Series(spec.classes) for name, spec in TASKS.items()}).fi
 # both (`dropout="paper"` or `"released"`); block 1 never drops input pixels, because that would be an image
 # corruption, not a model perturbation.
 #
-# `modelmix_lite.viz.dropout_predictions` runs one slice `n_dropout_samples` times through the same untrained
+# `modelmix_lite.probes.dropout_predictions` runs one slice `n_dropout_samples` times through the same untrained
 # weights with only the dropout layers active; the spread of the predictions is the perturbation each training
 # step sees.
 

@@ -68,6 +68,7 @@ import torch
 from scipy.stats import beta as beta_distribution
 from torch.func import functional_call
 
+from modelmix_lite.probes import gradient_norms_by_group, mixed_feature_maps
 from modelmix_lite.config import FOV_MM
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.data.slices import SliceDataset
@@ -86,9 +87,7 @@ from modelmix_lite.mixing import (
 from modelmix_lite.models import TaskModelSet, as_model_input
 from modelmix_lite.tutorial import glue, resolve_data_root, resolve_profile
 from modelmix_lite.viz import (
-    gradient_norms_by_group,
     lambda_slider,
-    mixed_feature_maps,
     plot_beta_densities,
     plot_drift_curves,
     plot_drift_heatmap,
@@ -335,7 +334,7 @@ worst.style.format("{:.1e}")
 # ## 5. Feature maps of $e_i$, $e_j$ and $\tilde e$
 #
 # The same story in pictures, for the first slice of the batch and the first convolution (where $e_i$ and
-# $e_j$ see the same input, the image). `modelmix_lite.viz.mixed_feature_maps` records the three encoders at the
+# $e_j$ see the same input, the image). `modelmix_lite.probes.mixed_feature_maps` records the three encoders at the
 # mixed convolution and at the end of its block; the last column is $\tilde e - [\lambda e_i + (1-\lambda) e_j]$ on
 # the same colour scale. Note that channel $c$ of $e_i$ and channel $c$ of $e_j$ are unrelated filters here
 # (independent initialisations): the mix blends two different responses.
@@ -394,13 +393,14 @@ endpoints.to_frame("holds")
 # moves linearly between the two filters' responses; at the end of the block (bottom) it does not.
 
 # %%
-fig = plot_lambda_sweep(model_i, model_j, layer, x, lams=(0.0, 0.25, 0.5, 0.75, 1.0), channel=0)
+sweep = {lam: mixed_feature_maps(model_i, model_j, layer, lam, x) for lam in (0.0, 0.25, 0.5, 0.75, 1.0)}
+fig = plot_lambda_sweep(sweep, layer, channel=0)
 
 # %% [markdown]
 # Running the notebook yourself, drag $\lambda$ (this cell is not executed when the book is built):
 
 # %% tags=["skip-execution"]
-lambda_slider(model_i, model_j, layer, x, channels=(0, 1))
+lambda_slider(lambda lam: mixed_feature_maps(model_i, model_j, layer, lam, x), layer, channels=(0, 1))
 
 # %% [markdown]
 # ## 8. The virtual model is a dictionary, not a copy
@@ -427,7 +427,7 @@ print(f"{len(shared)} of {len(tensors)} tensors are model i's own objects; new: 
 # task $i$ learns from the virtual model (reference notes, disagreement 3). `virtual_parameters(..., detach=True)`
 # reproduces that (`CoreConfig.detach_virtual` in the `released_code` preset). Below, the virtual term of
 # Eq. 7, $\mathcal L_{\text{sup}}(y, \tilde f_{ij}(x))$, is differentiated in both modes, and
-# `modelmix_lite.viz.gradient_norms_by_group` reports $\lVert \partial \mathcal L / \partial \theta \rVert$ for the
+# `modelmix_lite.probes.gradient_norms_by_group` reports $\lVert \partial \mathcal L / \partial \theta \rVert$ for the
 # encoder, decoder and head of each model (grey: no gradient at all).
 
 # %%

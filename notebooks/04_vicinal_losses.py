@@ -57,6 +57,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from modelmix_lite.probes import cosine_examples, cosine_reduction_frame, gradient_norms_by_group, gradient_share, pixel_gradient_norm
+from modelmix_lite.sampling import example_batch
 from modelmix_lite.checkpoints import load_checkpoint
 from modelmix_lite.config import PROFILES, resolve_config
 from modelmix_lite.data.readers import load_split
@@ -78,18 +80,7 @@ from modelmix_lite.objective import ModelMixObjective, task_pairs
 from modelmix_lite.perturb import apply_cutout, cutout_mask, mixup, partner_index, rotate
 from modelmix_lite.train import train
 from modelmix_lite.tutorial import glue, resolve_data_root, resolve_profile, runs_dir, train_or_load
-from modelmix_lite.viz import (
-    cosine_examples,
-    cosine_reduction_frame,
-    example_batch,
-    gradient_norms_by_group,
-    gradient_share,
-    pixel_gradient_norm,
-    plot_cosine_examples,
-    plot_gradient_flow,
-    plot_gradient_maps,
-    plot_loss_terms,
-)
+from modelmix_lite.viz import plot_cosine_examples, plot_gradient_flow, plot_gradient_maps, plot_loss_terms
 
 
 profile = resolve_profile(profile)
@@ -124,7 +115,7 @@ print(f"{run} ({'trained' if trained else 'loaded'}): {config.size}×{config.siz
 # %% [markdown]
 # ## 1. Every loss on one batch
 #
-# {py:func}`modelmix_lite.viz.example_batch` takes a fixed batch of each task in the form the objective takes
+# {py:func}`modelmix_lite.sampling.example_batch` takes a fixed batch of each task in the form the objective takes
 # it: the first rows are slices of the scribbled subjects (the training split's), the others unlabeled slices,
 # whose targets are all `UNANNOTATED`. Supervised terms use the scribbled rows only; the unsupervised ones
 # ($\mathcal L_{\text{inv}}$, $\mathcal L_{\text{vicinal-reg}}$) use every row.
@@ -190,7 +181,7 @@ loss_table.round(4)
 # scribbles (`average="present"`, the `paper` preset) or one ratio pooled over the classes (`"pooled"`, the
 # released `multiDice`). We differentiate each variant with respect to the host logits of a scribbled MyoPS
 # slice and draw $\lVert \partial \mathcal L / \partial z \rVert$ per pixel
-# ({py:func}`modelmix_lite.viz.pixel_gradient_norm`).
+# ({py:func}`modelmix_lite.probes.pixel_gradient_norm`).
 
 # %%
 myops = batches["myops"]
@@ -255,7 +246,7 @@ plot_gradient_maps(panels, myops["image"][0, 1].numpy(), target[0].numpy(), "myo
 # * `"spatial"` (the released ACDC/MSCMR code): each class map over the $H W$ pixels, averaged over classes;
 # * `"flat"` (the released MyoPS mixup term): the whole $C H W$ map at once.
 #
-# {py:func}`modelmix_lite.viz.cosine_examples` builds a host prediction from a MyoPS ground-truth slice and
+# {py:func}`modelmix_lite.probes.cosine_examples` builds a host prediction from a MyoPS ground-truth slice and
 # three virtual predictions that differ from it in known ways.
 
 # %%
@@ -367,7 +358,7 @@ degenerate
 # every part it is built from. In the released code the mixed weights are set through `.data` on a copy, so they
 # are constants (disagreement 3). `detach_virtual` switches between the two. First, the virtual model's own
 # $\mathcal L_{\text{sup}}$ alone, differentiated with respect to each task's encoder, decoder and head
-# ({py:func}`modelmix_lite.viz.gradient_norms_by_group`):
+# ({py:func}`modelmix_lite.probes.gradient_norms_by_group`):
 
 # %%
 out = outputs["myops"]
@@ -417,7 +408,7 @@ plot_gradient_flow(flows);
 # ## 6. Loss curves
 #
 # The run of the first section logged every term, averaged over its log interval
-# ({py:func}`modelmix_lite.viz.plot_loss_terms` reads `log.jsonl`). Set `steps` in the parameters cell for a
+# ({py:func}`modelmix_lite.viz.results.plot_loss_terms` reads `log.jsonl`). Set `steps` in the parameters cell for a
 # longer run.
 
 # %%

@@ -153,7 +153,7 @@ for key, (label, method, preset) in variants.items():
 #
 # Each run logs the mean of every loss term over each log interval, per task (`inv/myops` is
 # $\mathcal L_{\text{inv}}$ of the MyoPS model; `vsup/myops` sums Eq. 7 over the pairs hosted by MyoPS).
-# {py:func}`modelmix_lite.viz.plot_loss_terms` draws them. The totals of the runs are sums of different terms
+# {py:func}`modelmix_lite.viz.results.plot_loss_terms` draws them. The totals of the runs are sums of different terms
 # (#4 adds the vicinal terms `vsup` and `vreg`), so compare each curve with itself: it should go down (the cosine
 # terms towards $-1$).
 

@@ -366,7 +366,7 @@ headlines.round(3)
 # ## 4. Per-volume Dice, and our averages against the paper's
 #
 # A mean ± std hides how the volumes spread. Each dot below is one volume of one seed (its Dice averaged over the
-# structures); boxes span the quartiles ({py:func}`modelmix_lite.viz.plot_dice_by_method`).
+# structures); boxes span the quartiles ({py:func}`modelmix_lite.viz.results.plot_dice_by_method`).
 
 # %%
 for n in (1, 2, 3):
@@ -420,7 +420,7 @@ tests.round(4)
 # The paper's Figs. 2 and 3 pick the worst, median and best test volume by the average Dice of all compared
 # methods ({py:func}`modelmix_lite.evaluate.select_cases`) and show each method's segmentation of it. We do the
 # same from the runs' `predictions.npz` ({py:func}`modelmix_lite.reproduce.qualitative_inputs`,
-# {py:func}`modelmix_lite.viz.plot_qualitative`), for Table 2 (MSCMRseg, as Fig. 2), Table 3 (MyoPS, as
+# {py:func}`modelmix_lite.viz.results.plot_qualitative`), for Table 2 (MSCMRseg, as Fig. 2), Table 3 (MyoPS, as
 # Fig. 3) and Table 1's MyoPS+MSCMRseg ablations on MyoPS. Cases named twice are one volume (e.g. with a single
 # validation volume, worst = median = best).
 

@@ -15,6 +15,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 
+from modelmix_lite.data.geometry import annotated_slices, heart_window, middle_slice
+from modelmix_lite.data.scribbles import scribble_stats_frame
 from modelmix_lite import tutorial, viz  # noqa: E402
 from modelmix_lite.data import phantom  # noqa: E402
 from modelmix_lite.data.slices import SliceDataset  # noqa: E402
@@ -82,18 +84,18 @@ def test_overlay_rejects_bad_slices() -> None:
 
 def test_annotated_and_middle_slices() -> None:
     case = make_case(heart=[1, 2, 4])
-    assert viz.annotated_slices(case).tolist() == [1, 2, 4]
-    assert viz.middle_slice(case) == 2
+    assert annotated_slices(case).tolist() == [1, 2, 4]
+    assert middle_slice(case) == 2
     case.label = None  # the scribbles' foreground is used instead
-    assert viz.annotated_slices(case).tolist() == [1, 2, 4]
+    assert annotated_slices(case).tolist() == [1, 2, 4]
 
 
 def test_heart_window_is_a_square_around_the_foreground_with_margin() -> None:
     case = make_case(shape=(64, 64, 2), heart=[1])
     case.label[:] = 0
     case.label[10:20, 20:30, 1] = 2
-    assert viz.heart_window(case) == (slice(5, 25), slice(15, 35))
-    assert viz.heart_window(case, margin=2.0) == (slice(0, 38), slice(2, 48))  # clipped at the border
+    assert heart_window(case) == (slice(5, 25), slice(15, 35))
+    assert heart_window(case, margin=2.0) == (slice(0, 38), slice(2, 48))  # clipped at the border
 
 
 def test_case_montage_has_a_row_per_sequence_and_a_column_per_slice() -> None:
@@ -127,7 +129,7 @@ def test_scribble_stats_frame_matches_a_hand_count() -> None:
     u = UNANNOTATED
     scribble = np.array([[0, 0, u, u], [u, 1, u, u], [u, 2, 3, u], [u, u, u, u]], np.uint8)[..., None]
     case = SimpleNamespace(task="acdc", subject="p1", label=label, scribble=scribble)
-    frame = viz.scribble_stats_frame([case])
+    frame = scribble_stats_frame([case])
     assert frame.columns.tolist() == ["task", "case", "class", "coverage"]
     assert frame["class"].tolist() == ["background", "RV", "MYO", "LV"]
     coverage = frame["coverage"].tolist()
@@ -138,11 +140,11 @@ def test_scribble_stats_frame_needs_ground_truth_and_scribble() -> None:
     case = make_case()
     case.label = None
     with pytest.raises(DataError, match="acdc/p1: no ground truth, so no scribble coverage"):
-        viz.scribble_stats_frame([case])
+        scribble_stats_frame([case])
 
 
 def test_plot_scribble_stats_has_a_panel_per_task_over_the_reference_band() -> None:
-    frame = viz.scribble_stats_frame([make_case("acdc", "a"), make_case("acdc", "b"), make_case("myops", "m")])
+    frame = scribble_stats_frame([make_case("acdc", "a"), make_case("acdc", "b"), make_case("myops", "m")])
     fig = viz.plot_scribble_stats(frame)
     assert len(fig.axes) == 2
     (band,) = [p for p in fig.axes[0].patches if p.get_label() == "real ACDC, structures (6–18 %)"]
@@ -167,7 +169,7 @@ def test_network_inputs_shows_annotated_and_unlabeled_slices() -> None:
 def test_slice_viewer_redraws_on_every_control(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("ipywidgets")
     drawn = []
-    monkeypatch.setattr(viz, "overlay", lambda ax, **layers: drawn.append(layers))
+    monkeypatch.setattr(viz.data, "overlay", lambda ax, **layers: drawn.append(layers))
     case = make_case("myops", shape=(24, 20, 5))
     case.label = None
     viewer = viz.slice_viewer(case)

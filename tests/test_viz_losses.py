@@ -11,24 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
+from modelmix_lite.probes import MODEL_PARTS, cosine_examples, cosine_reduction_frame, gradient_norms_by_group, gradient_share, pixel_gradient_norm
+from modelmix_lite.sampling import example_batch
 from modelmix_lite.data.tasks import UNANNOTATED
 from modelmix_lite.errors import DataError
 from modelmix_lite.losses import dice_loss
 from modelmix_lite.mixing import mixable_layers, virtual_forward
 from modelmix_lite.models import TaskModelSet
-from modelmix_lite.viz import (
-    MODEL_PARTS,
-    cosine_examples,
-    cosine_reduction_frame,
-    example_batch,
-    gradient_norms_by_group,
-    gradient_share,
-    pixel_gradient_norm,
-    plot_cosine_examples,
-    plot_gradient_flow,
-    plot_gradient_maps,
-    plot_loss_terms,
-)
+from modelmix_lite.viz import plot_cosine_examples, plot_gradient_flow, plot_gradient_maps, plot_loss_terms
 
 
 @pytest.fixture(autouse=True)

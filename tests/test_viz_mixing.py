@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from modelmix_lite.probes import FEATURE_POINTS, mixed_feature_maps
 from modelmix_lite import viz  # noqa: E402
 from modelmix_lite.errors import ConfigError, DataError  # noqa: E402
 from modelmix_lite.mixing import linearity_drift, mixable_layers  # noqa: E402
@@ -63,8 +64,8 @@ def residual_max(ax) -> float:
 
 def test_feature_maps_are_the_interpolation_at_the_first_conv_and_not_after_its_block(pair):
     mi, mj, x = pair
-    maps = viz.mixed_feature_maps(mi, mj, first_conv(mi), 0.3, x)
-    assert set(maps) == set(viz.FEATURE_POINTS) and all(set(m) == {"e_i", "e_j", "e_mix"} for m in maps.values())
+    maps = mixed_feature_maps(mi, mj, first_conv(mi), 0.3, x)
+    assert set(maps) == set(FEATURE_POINTS) and all(set(m) == {"e_i", "e_j", "e_mix"} for m in maps.values())
     assert all(t.shape == (2, 16, 16) for m in maps.values() for t in m.values())  # block 1: base channels, no pooling
     at_layer, at_block = maps["layer"], maps["block"]
     torch.testing.assert_close(at_layer["e_mix"], 0.3 * at_layer["e_i"] + 0.7 * at_layer["e_j"], rtol=0, atol=1e-6)
@@ -73,9 +74,9 @@ def test_feature_maps_are_the_interpolation_at_the_first_conv_and_not_after_its_
 
 def test_feature_maps_endpoints_are_exact(pair):
     mi, mj, x = pair
-    ones = viz.mixed_feature_maps(mi, mj, first_conv(mi), 1.0, x)
-    zeros = viz.mixed_feature_maps(mi, mj, first_conv(mi), 0.0, x)
-    assert all(torch.equal(ones[p]["e_mix"], ones[p]["e_i"]) for p in viz.FEATURE_POINTS)
+    ones = mixed_feature_maps(mi, mj, first_conv(mi), 1.0, x)
+    zeros = mixed_feature_maps(mi, mj, first_conv(mi), 0.0, x)
+    assert all(torch.equal(ones[p]["e_mix"], ones[p]["e_i"]) for p in FEATURE_POINTS)
     assert torch.equal(zeros["layer"]["e_mix"], zeros["layer"]["e_j"])  # the same conv on the same image
     assert not torch.equal(zeros["block"]["e_mix"], zeros["block"]["e_j"])  # bn1, conv2, bn2 are still e_i's
 
@@ -85,10 +86,10 @@ def test_feature_maps_keep_the_requested_sample_and_leave_the_models_alone(pair)
     mi.train()
     before = {k: v.clone() for k, v in mi.state_dict().items()}
     layer = mixable_layers(mi)[2]  # block2.conv1: its block output is pooled once
-    second = viz.mixed_feature_maps(mi, mj, layer, 0.6, x, index=1)
-    alone = viz.mixed_feature_maps(mi, mj, layer, 0.6, x[1:])
+    second = mixed_feature_maps(mi, mj, layer, 0.6, x, index=1)
+    alone = mixed_feature_maps(mi, mj, layer, 0.6, x[1:])
     assert second["block"]["e_mix"].shape == (4, 8, 8)
-    for point in viz.FEATURE_POINTS:
+    for point in FEATURE_POINTS:
         for key in ("e_i", "e_j", "e_mix"):
             torch.testing.assert_close(second[point][key], alone[point][key])  # eval mode: no batch statistics
     assert mi.training
@@ -98,7 +99,7 @@ def test_feature_maps_keep_the_requested_sample_and_leave_the_models_alone(pair)
 def test_feature_maps_reject_a_sample_outside_the_batch(pair):
     mi, mj, x = pair
     with pytest.raises(ConfigError, match=r"^index: sample 2 is not in a batch of 2$"):
-        viz.mixed_feature_maps(mi, mj, first_conv(mi), 0.5, x, index=2)
+        mixed_feature_maps(mi, mj, first_conv(mi), 0.5, x, index=2)
 
 
 # --- plot_feature_mix, plot_lambda_sweep, lambda_slider ----------------------------------------------------
@@ -107,7 +108,7 @@ def test_feature_maps_reject_a_sample_outside_the_batch(pair):
 def test_feature_mix_figure_draws_the_maps_and_their_residual(pair):
     mi, mj, x = pair
     layer = first_conv(mi)
-    maps = viz.mixed_feature_maps(mi, mj, layer, 0.5, x)
+    maps = mixed_feature_maps(mi, mj, layer, 0.5, x)
     fig = viz.plot_feature_mix(maps, 0.5, layer, channels=(1, 0))
     axes = np.array(fig.axes).reshape(4, 4)  # rows: (layer, ch 1), (layer, ch 0), (block, ch 1), (block, ch 0)
     np.testing.assert_array_equal(axes[0, 1].images[0].get_array(), maps["layer"]["e_mix"][1].numpy().T)
@@ -122,7 +123,7 @@ def test_feature_mix_figure_draws_the_maps_and_their_residual(pair):
 
 def test_feature_mix_figure_rejects_unknown_channels(pair):
     mi, mj, x = pair
-    maps = viz.mixed_feature_maps(mi, mj, first_conv(mi), 0.5, x)
+    maps = mixed_feature_maps(mi, mj, first_conv(mi), 0.5, x)
     with pytest.raises(ConfigError, match=r"^channels: expected indices in \[0, 2\), got \[0, 2\]$"):
         viz.plot_feature_mix(maps, 0.5, first_conv(mi), channels=(0, 2))
 
@@ -130,9 +131,10 @@ def test_feature_mix_figure_rejects_unknown_channels(pair):
 def test_lambda_sweep_columns_run_from_the_partner_layer_to_e_i(pair):
     mi, mj, x = pair
     layer = first_conv(mi)
-    fig = viz.plot_lambda_sweep(mi, mj, layer, x, lams=(0.0, 0.5, 1.0), channel=1)
+    fig = viz.plot_lambda_sweep({lam: mixed_feature_maps(mi, mj, layer, lam, x) for lam in (0.0, 0.5, 1.0)}, layer,
+                                channel=1)
     axes = np.array(fig.axes).reshape(2, 3)
-    ends = {lam: viz.mixed_feature_maps(mi, mj, layer, lam, x) for lam in (0.0, 1.0)}
+    ends = {lam: mixed_feature_maps(mi, mj, layer, lam, x) for lam in (0.0, 1.0)}
     np.testing.assert_array_equal(axes[0, 2].images[0].get_array(), ends[1.0]["layer"]["e_i"][1].numpy().T)
     np.testing.assert_array_equal(axes[0, 0].images[0].get_array(), ends[0.0]["layer"]["e_j"][1].numpy().T)
     np.testing.assert_array_equal(axes[1, 2].images[0].get_array(), ends[1.0]["block"]["e_i"][1].numpy().T)
@@ -149,14 +151,16 @@ def test_lambda_sweep_columns_run_from_the_partner_layer_to_e_i(pair):
 )
 def test_lambda_sweep_rejects_bad_options(pair, kwargs, message):
     mi, mj, x = pair
+    maps = mixed_feature_maps(mi, mj, first_conv(mi), 0.5, x)
+    sweep = {lam: maps for lam in kwargs.get("lams", (0.0, 1.0))}
     with pytest.raises(ConfigError, match=message):
-        viz.plot_lambda_sweep(mi, mj, first_conv(mi), x, **kwargs)
+        viz.plot_lambda_sweep(sweep, first_conv(mi), channel=kwargs.get("channel", 0))
 
 
 def test_lambda_slider_starts_at_one_half(pair):
     widgets = pytest.importorskip("ipywidgets")
     mi, mj, x = pair
-    box = viz.lambda_slider(mi, mj, first_conv(mi), x)
+    box = viz.lambda_slider(lambda lam: mixed_feature_maps(mi, mj, first_conv(mi), lam, x), first_conv(mi))
     slider = box.children[0]
     assert isinstance(slider, widgets.FloatSlider)
     assert (slider.value, slider.min, slider.max) == (0.5, 0.0, 1.0)

@@ -13,6 +13,8 @@ import torch  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 from scipy.stats import beta as beta_distribution  # noqa: E402
 
+from modelmix_lite.perturb import scribbled_pixels_cut
+from modelmix_lite.probes import dropout_predictions, pixel_cosine
 from modelmix_lite import viz  # noqa: E402
 from modelmix_lite.data.tasks import UNANNOTATED  # noqa: E402
 from modelmix_lite.errors import ConfigError, DataError  # noqa: E402
@@ -54,13 +56,13 @@ def test_scribbled_pixels_cut_counts_only_foreground_under_the_square() -> None:
     )
     mask = torch.stack([square_mask(3, 3, slice(0, 2), slice(0, 2)), square_mask(3, 3, slice(0, 3), slice(0, 3))])
     # sample 0: the square covers 1, 2, 0, 3 -> three foreground pixels; sample 1: all of it -> the three 2s
-    assert viz.scribbled_pixels_cut(labels, mask).tolist() == [3, 3]
-    assert viz.scribbled_pixels_cut(labels, torch.ones(2, 1, 3, 3)).tolist() == [0, 0]
+    assert scribbled_pixels_cut(labels, mask).tolist() == [3, 3]
+    assert scribbled_pixels_cut(labels, torch.ones(2, 1, 3, 3)).tolist() == [0, 0]
 
 
 def test_scribbled_pixels_cut_rejects_a_mask_of_another_shape() -> None:
     with pytest.raises(DataError, match=r"mask: shape \(2, 3, 3\) does not match labels \(2, 3, 3\)"):
-        viz.scribbled_pixels_cut(torch.zeros(2, 3, 3, dtype=torch.long), torch.ones(2, 3, 3))
+        scribbled_pixels_cut(torch.zeros(2, 3, 3, dtype=torch.long), torch.ones(2, 3, 3))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,12 +158,12 @@ def test_probability_rgb_rejects_another_tasks_classes() -> None:
 def test_pixel_cosine_averages_to_the_cosine_loss() -> None:
     g = torch.Generator().manual_seed(0)
     p, q = torch.rand(2, 3, 4, 5, generator=g), torch.rand(2, 3, 4, 5, generator=g)
-    cos = viz.pixel_cosine(p, q)
+    cos = pixel_cosine(p, q)
     assert cos.shape == (2, 4, 5)
     assert cos.mean().item() == pytest.approx(-cosine_loss(p, q, reduce="pixel").item(), abs=1e-6)
-    torch.testing.assert_close(viz.pixel_cosine(p, 3 * p), torch.ones(2, 4, 5))  # scale does not matter
+    torch.testing.assert_close(pixel_cosine(p, 3 * p), torch.ones(2, 4, 5))  # scale does not matter
     with pytest.raises(DataError, match=r"q: shape \(3, 4, 5\) does not match p \(2, 3, 4, 5\)"):
-        viz.pixel_cosine(p, q[0])
+        pixel_cosine(p, q[0])
 
 
 def test_plot_invariance_compares_the_mix_with_the_mixed_predictions() -> None:
@@ -235,16 +237,16 @@ def test_dropout_predictions_vary_only_with_dropout_and_restore_modes() -> None:
     x = torch.rand(2, 3, 16, 16)
     torch.manual_seed(0)
     still = tiny_unet(None).train()
-    samples = viz.dropout_predictions(still, x, n=3)
+    samples = dropout_predictions(still, x, n=3)
     assert samples.shape == (3, 2, 4, 16, 16)
     expected = still.eval()(x).softmax(dim=1).detach()  # BatchNorm in eval mode, nothing random
     still.train()
     for k in range(3):
         torch.testing.assert_close(samples[k], expected)  # sample k holds the whole batch, in order
-    samples = viz.dropout_predictions(still, x, n=3)
+    samples = dropout_predictions(still, x, n=3)
     assert all(m.training for m in still.modules())  # train mode restored everywhere
     noisy = tiny_unet(0.5).eval()
-    samples = viz.dropout_predictions(noisy, x, n=3)
+    samples = dropout_predictions(noisy, x, n=3)
     torch.testing.assert_close(samples.sum(dim=2), torch.ones(3, 2, 16, 16))  # probabilities
     assert not torch.allclose(samples[0], samples[1])
     assert not any(m.training for m in noisy.modules())  # eval mode restored, dropout included
@@ -252,7 +254,7 @@ def test_dropout_predictions_vary_only_with_dropout_and_restore_modes() -> None:
 
 def test_dropout_predictions_rejects_no_samples() -> None:
     with pytest.raises(ConfigError, match="n: number of dropout samples must be >= 1, got 0"):
-        viz.dropout_predictions(tiny_unet(None), torch.rand(1, 3, 16, 16), n=0)
+        dropout_predictions(tiny_unet(None), torch.rand(1, 3, 16, 16), n=0)
 
 
 def test_plot_dropout_variance_shows_the_spread_on_one_scale() -> None:

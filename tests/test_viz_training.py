@@ -13,6 +13,7 @@ import pytest
 import torch
 from matplotlib.collections import LineCollection, PathCollection
 
+from modelmix_lite.data.geometry import heart_window, middle_slice
 from modelmix_lite.config import config_to_dict, resolve_config
 from modelmix_lite.data.inspect import inspect_dataset
 from modelmix_lite.data.phantom import generate_phantom
@@ -29,7 +30,7 @@ from modelmix_lite.evaluate import (
 )
 from modelmix_lite.methods import METHODS
 from modelmix_lite.objective import build_objective
-from modelmix_lite.viz import heart_window, middle_slice, plot_dice_strip, plot_qualitative, plot_validation_curves
+from modelmix_lite.viz import plot_dice_strip, plot_qualitative, plot_validation_curves
 
 TASKS = ["myops", "mscmr"]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,3 +178,40 @@ def restore_probabilities(prob: torch.Tensor | np.ndarray, geometry: SliceGeomet
     resampled = _window(as_tensor, -geometry.top, -geometry.left, geometry.resampled, 0.0)
     out = _resize(resampled, (geometry.height, geometry.width))
     return out if isinstance(prob, torch.Tensor) else out.numpy()
+
+
+def annotated_slices(case: Any) -> np.ndarray:
+    """Indices of the Z slices holding any foreground in the ground truth (or, without one, the scribbles)."""
+    labels = case.label if case.label is not None else case.scribble
+    if labels is None:
+        return np.arange(case.image.shape[-1])
+    foreground = (labels > 0) & (labels != UNANNOTATED)
+    return np.flatnonzero(foreground.any(axis=(0, 1)))
+
+
+def middle_slice(case: Any) -> int:
+    """The middle of the annotated slices (the middle of the volume if nothing is annotated)."""
+    z = annotated_slices(case)
+    return int(z[len(z) // 2]) if len(z) else case.image.shape[-1] // 2
+
+
+def heart_window(case: Any, margin: float = 0.5) -> tuple[slice, slice]:
+    """An in-plane ``(X, Y)`` window around every annotated voxel of ``case``, for zooming in on the heart.
+
+    The box of the ground-truth foreground (or, without ground truth, of all scribbled voxels) is made
+    square and widened by ``margin`` times its side on each side, then clipped to the image. Without any
+    annotation the window is the whole slice.
+    """
+    labels = case.label if case.label is not None else case.scribble
+    if labels is None:
+        return slice(None), slice(None)
+    marked = labels > 0 if case.label is not None else labels != UNANNOTATED
+    xs, ys = np.flatnonzero(marked.any(axis=(1, 2))), np.flatnonzero(marked.any(axis=(0, 2)))
+    if not len(xs):
+        return slice(None), slice(None)
+    half = (1 + 2 * margin) * max(xs[-1] - xs[0], ys[-1] - ys[0], 1) / 2
+    window = []
+    for lo, hi, size in ((xs[0], xs[-1], marked.shape[0]), (ys[0], ys[-1], marked.shape[1])):
+        centre = (lo + hi) / 2
+        window.append(slice(max(0, int(centre - half)), min(size, int(np.ceil(centre + half)) + 1)))
+    return window[0], window[1]

@@ -15,7 +15,11 @@ Every stroke is intersected with its structure, so a scribble never marks a pixe
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
@@ -186,3 +190,21 @@ def _partial_arc(curve: np.ndarray, keep: float, rng: np.random.Generator) -> np
 def _widen(curve: np.ndarray, inside: np.ndarray, width: int) -> np.ndarray:
     """Draw ``curve`` with a pen ``width`` px wide, clipped to ``inside``."""
     return ndimage.binary_dilation(curve, _PEN[width]) & inside
+
+
+def scribble_stats_frame(cases: Iterable[Any]) -> pd.DataFrame:
+    """Scribble coverage of every class of every case: columns ``task, case, class, coverage`` (a fraction).
+
+    Raises:
+        DataError: when a case lacks its ground truth or its scribble (coverage needs both).
+    """
+    rows = []
+    for case in cases:
+        spec = get_task(case.task)
+        if case.label is None or case.scribble is None:
+            missing = "ground truth" if case.label is None else "scribble"
+            raise DataError(f"{case.task}/{case.subject}: no {missing}, so no scribble coverage")
+        coverage = scribble_coverage(case.scribble, case.label, spec.n_classes)
+        for c, name in enumerate(spec.classes):
+            rows.append({"task": spec.name, "case": case.subject, "class": name, "coverage": coverage[c]})
+    return pd.DataFrame(rows, columns=["task", "case", "class", "coverage"])
