@@ -27,7 +27,7 @@
 # all differ. What can be compared is the *pattern*: does ModelMix (#4) beat its ablations and the baselines,
 # and in the same order? The notebook:
 #
-# 1. trains the tables' runs, or loads committed results ({py:func}`modelmix_lite.reproduce.run_table`);
+# 1. trains the tables' runs, or loads committed results ({py:func}`modelmix_lite.reproduce.sweep.run_table`);
 # 2. renders Table 1 in the paper's layout and checks its pattern #4 > #3 > #2 > #1, #5 < #2;
 # 3. renders Tables 2 and 3, Dice and Hausdorff distance;
 # 4. plots per-volume Dice and our averages against the paper's;
@@ -102,12 +102,12 @@ for key, value in describe_environment().items():
 # %% [markdown]
 # ## 1. Train or load
 #
-# A *table spec* ({py:data}`modelmix_lite.reproduce.TABLES`) says what each table trains and where it is scored.
+# A *table spec* ({py:data}`modelmix_lite.reproduce.specs.TABLES`) says what each table trains and where it is scored.
 # Table 1 trains rows #1–#5 on MyoPS+MSCMRseg and on MyoPS+ACDC and scores both tasks on their **validation**
 # split, as §3.2 does. Tables 2 and 3 score one target, MSCMRseg or MyoPS, on its **test** split; ModelMix is
 # trained with MyoPS for Table 2, and with ACDC, MSCMRseg or both for Table 3.
 #
-# {py:func}`~modelmix_lite.reproduce.run_table` trains every (row, seed) with
+# {py:func}`~modelmix_lite.reproduce.sweep.run_table` trains every (row, seed) with
 # {py:func}`modelmix_lite.train.train`, scores the best checkpoint volume by volume, and appends one line per
 # (row, seed, case, structure) to `<profile>/table<N>.jsonl`, with its provenance: device, commit, wall time and
 # a fingerprint of the data. It also keeps every run's predictions (`predictions.npz`) for the figures, and
@@ -182,7 +182,7 @@ status.set_index(["table", "row"])
 # virtual models $\mathcal L_{\text{vicinal-sup}}$ (Eq. 7, with Eq. 8's Dice); #4 adds their cosine consistency
 # $\mathcal L_{\text{vicinal-reg}}$ (Eq. 6) and is ModelMix. #5 is #2 with **one shared encoder** for both
 # tasks. Scores are mean ± std over validation volumes and seeds; "Avg" pools every (volume, structure), as the
-# paper's tables do ({py:func}`modelmix_lite.reproduce.comparison_table`).
+# paper's tables do ({py:func}`modelmix_lite.reproduce.compare.comparison_table`).
 
 # %%
 t1 = {half: comparison_table(results[1], 1, "dice", half)
@@ -194,7 +194,7 @@ display(t1["myops+acdc"])
 
 # %% [markdown]
 # The paper's Table 1 has one pattern on every task: each added term helps (#4 > #3 > #2 > #1) and the shared
-# encoder hurts (#5 < #2). {py:func}`modelmix_lite.reproduce.ablation_pattern` checks it on each (combination,
+# encoder hurts (#5 < #2). {py:func}`modelmix_lite.reproduce.compare.ablation_pattern` checks it on each (combination,
 # task) of average Dice:
 
 # %%
@@ -210,8 +210,8 @@ pattern
 #
 # A pattern on a handful of volumes means something only if it survives two checks: did the models learn at
 # all, and are the gaps between rows larger than what changing the seed does to one row? The runs' logs
-# ({py:func}`modelmix_lite.reproduce.run_diagnostics`) and the per-seed averages
-# ({py:func}`modelmix_lite.reproduce.seed_spread`) answer both.
+# ({py:func}`modelmix_lite.reproduce.diagnostics.run_diagnostics`) and the per-seed averages
+# ({py:func}`modelmix_lite.reproduce.compare.seed_spread`) answer both.
 
 # %%
 runs_in_results = results[1][["method", "tasks", "seed"]].drop_duplicates()
@@ -253,7 +253,7 @@ spread.pivot_table(index=["half", "target"], columns="row", values=["mean", "sd"
 # network *also* labels tissue far from it. Scribbles invite the second: they mark a few pixels of each
 # structure and one background stroke around the heart (notebook 01), so no scribble says what the chest wall,
 # the lungs, the liver or the air are, and a network that has not yet generalised "background" to them predicts
-# cardiac structures there. {py:func}`~modelmix_lite.reproduce.error_breakdown` separates the two with
+# cardiac structures there. {py:func}`~modelmix_lite.reproduce.diagnostics.error_breakdown` separates the two with
 # {py:func}`~modelmix_lite.metrics.errors_by_distance`: **remote** is the share of a structure's predicted voxels
 # farther than 20 mm from every ground-truth heart voxel, **Dice near** is the Dice once those are cut away. It is
 # a diagnostic, not the paper's metric: the tables above stay the plain 3-D Dice.
@@ -348,7 +348,7 @@ for n in (2, 3):
 
 # %% [markdown]
 # The headline of each table is ModelMix's best row against the best baseline (FullSup excluded), ours next to
-# the paper's numbers for the same two rows ({py:func}`modelmix_lite.reproduce.head_to_head`):
+# the paper's numbers for the same two rows ({py:func}`modelmix_lite.reproduce.compare.head_to_head`):
 
 # %%
 headlines = pd.concat([head_to_head(results[n], n) for n in (1, 2, 3)], ignore_index=True)
@@ -376,7 +376,7 @@ for n in (1, 2, 3):
 # %% [markdown]
 # If the phantom reproduces the paper's *ordering*, our average Dice rises with the paper's along each table,
 # even though the absolute values differ. Spearman's rank correlation over each table's rows measures that
-# ({py:func}`modelmix_lite.reproduce.rank_agreement`); the figure puts every row at (paper, ours).
+# ({py:func}`modelmix_lite.reproduce.compare.rank_agreement`); the figure puts every row at (paper, ours).
 
 # %%
 pairs = ours_vs_paper(all_rows)
@@ -399,7 +399,7 @@ ranks
 # The tables' means are over few volumes, and every method is scored on the **same** volumes. A paired test uses
 # that: for each volume (and seed) it takes the difference of ModelMix's Dice and the best baseline's, and the
 # Wilcoxon signed-rank test asks whether those differences are centred on zero, without assuming they are
-# normal ({py:func}`modelmix_lite.reproduce.wilcoxon_table`, two-sided). With $n$ pairs the smallest attainable
+# normal ({py:func}`modelmix_lite.reproduce.compare.wilcoxon_table`, two-sided). With $n$ pairs the smallest attainable
 # p-value is $2 / 2^n$, so a handful of volumes can never be significant at 0.05 with fewer than six pairs.
 
 # %%
@@ -419,7 +419,7 @@ tests.round(4)
 #
 # The paper's Figs. 2 and 3 pick the worst, median and best test volume by the average Dice of all compared
 # methods ({py:func}`modelmix_lite.evaluate.select_cases`) and show each method's segmentation of it. We do the
-# same from the runs' `predictions.npz` ({py:func}`modelmix_lite.reproduce.qualitative_inputs`,
+# same from the runs' `predictions.npz` ({py:func}`modelmix_lite.reproduce.diagnostics.qualitative_inputs`,
 # {py:func}`modelmix_lite.viz.results.plot_qualitative`), for Table 2 (MSCMRseg, as Fig. 2), Table 3 (MyoPS, as
 # Fig. 3) and Table 1's MyoPS+MSCMRseg ablations on MyoPS. Cases named twice are one volume (e.g. with a single
 # validation volume, worst = median = best).
@@ -446,7 +446,7 @@ for n, target, half in FIGURES:
 # 5e-4 and no schedule, where the paper says 1e-3). Its runs are rows of the real-data Table 1
 # (`reproduce --real --table 1 --methods ablation4 ablation4@released_code`): ModelMix on the public ACDC +
 # MSCMRseg data, scored on both validation splits, three seeds, recorded in `results_dir`, so the book shows them
-# without the data. {py:func}`~modelmix_lite.reproduce.preset_comparison` pairs each volume and seed of the two
+# without the data. {py:func}`~modelmix_lite.reproduce.compare.preset_comparison` pairs each volume and seed of the two
 # presets and tests the differences (Wilcoxon, two-sided).
 
 # %%

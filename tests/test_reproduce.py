@@ -460,9 +460,9 @@ def test_a_preset_row_has_its_own_key_run_folder_and_training_config(tmp_path, m
         seen.update(method=method, lr=config.lr, detach=config.core.detach_virtual)
         raise RuntimeError("stop after the configuration")
 
-    monkeypatch.setattr(reproduce, "train", fake_train)
+    monkeypatch.setattr(reproduce.sweep, "train", fake_train)
     with pytest.raises(RuntimeError, match="stop after"):
-        reproduce._run_one(REAL_TABLES[1], released[0], 0, "smoke", tmp_path, tmp_path, True, "smoke-real")
+        reproduce.sweep._run_one(REAL_TABLES[1], released[0], 0, "smoke", tmp_path, tmp_path, True, "smoke-real")
     assert seen == {"method": "#4", "lr": 1e-4, "detach": True}  # the released code's optimiser and core
 
 

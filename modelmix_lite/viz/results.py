@@ -200,7 +200,7 @@ def plot_dice_by_method(rows: pd.DataFrame) -> Figure:
     One panel per (task combination, target) in order of appearance; one colour per row, the same in every panel.
 
     Args:
-        rows: result rows with the paper's row labels (:func:`~modelmix_lite.reproduce.annotate`): columns
+        rows: result rows with the paper's row labels (:func:`~modelmix_lite.reproduce.compare.annotate`): columns
             ``half, target, row, case, seed, structure, dice``. A volume is one (case, seed).
 
     Raises:
@@ -237,7 +237,7 @@ def plot_ours_vs_paper(pairs: pd.DataFrame) -> Figure:
     """Our average Dice of each table row against the paper's: a panel per table, the diagonal ours = paper.
 
     Args:
-        pairs: columns ``table, half, target, row, ours, paper`` (:func:`~modelmix_lite.reproduce.ours_vs_paper`);
+        pairs: columns ``table, half, target, row, ours, paper`` (:func:`~modelmix_lite.reproduce.compare.ours_vs_paper`);
             rows without a paper number are left out. Colour: target; marker: Table 1's task combination.
 
     Raises:
