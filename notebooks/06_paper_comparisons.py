@@ -80,6 +80,7 @@ from modelmix_lite.reproduce import (
     ours_vs_paper,
     pattern_verdict,
     preset_comparison,
+    preset_verdict,
     provenance,
     qualitative_inputs,
     rank_agreement,
@@ -462,6 +463,7 @@ for target in ("acdc", "mscmr"):
         glue(f"rc_{target}_{key}", format(avg[column].iloc[0], spec) if len(avg) else MISSING)
 glue("rc_setting", f"the {preset_prov['profile']} profile, seeds {preset_prov['seeds']}, commits "
      f"{preset_prov['commit']}, data fingerprint {preset_prov['data_fingerprint']}")
+glue("rc_verdict", preset_verdict(presets))
 print(f"{real_path}: {len(real_rows)} rows" if len(real_rows) else f"{real_path}: not recorded")
 presets.round(4)
 
@@ -469,6 +471,7 @@ presets.round(4)
 # Average Dice over the structures, paper preset against released code ({glue:text}`rc_setting`): ACDC
 # {glue:text}`rc_acdc_paper` against {glue:text}`rc_acdc_released` ({glue:text}`rc_acdc_gap`, p =
 # {glue:text}`rc_acdc_p` over {glue:text}`rc_acdc_n` pairs), MSCMRseg {glue:text}`rc_mscmr_paper` against
-# {glue:text}`rc_mscmr_released` ({glue:text}`rc_mscmr_gap`, p = {glue:text}`rc_mscmr_p`). The comparison takes
+# {glue:text}`rc_mscmr_released` ({glue:text}`rc_mscmr_gap`, p = {glue:text}`rc_mscmr_p`). In words:
+# {glue:text}`rc_verdict`. The comparison takes
 # each preset as a whole, at this profile's budget: the released code's learning rate was set for 1000 epochs,
 # not for a few hundred steps, so the gap says what the code's settings do in a short run, not at the paper's.

@@ -45,6 +45,7 @@ from modelmix_lite.reproduce import (
     select_entries,
     sweep_folder,
     preset_comparison,
+    preset_verdict,
     wilcoxon_table,
 )
 from modelmix_lite.train import train
@@ -400,6 +401,10 @@ def test_preset_comparison_pairs_the_released_row_with_its_paper_row():
     # Avg pools the nine pairs: differences .1, 0, .2, -.1, 0, 0, 0, 0, 0
     assert frame.loc["Avg", "n"] == 9 and frame.loc["Avg", "mean_diff"] == pytest.approx(.2 / 9)
     assert preset_comparison(rows[rows["method"] != "#4"]).empty  # no paper row: nothing to compare with
+    assert preset_verdict(preset_comparison(rows)) == (
+        "ACDC: released code higher by 0.022 of average Dice, within what the paired test can tell from chance "
+        "(p = 7.5e-01, 9 pairs)")  # scipy: W = 1.5 over the three non-zero differences
+    assert preset_verdict(preset_comparison(rows[rows["method"] != "#4"])) == "not recorded"
 
 
 def test_head_to_head_uses_the_same_rows_for_the_paper():

@@ -227,6 +227,21 @@ def preset_comparison(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns)
 
 
+def preset_verdict(comparison: pd.DataFrame, alpha: float = 0.05) -> str:
+    """One sentence on :func:`preset_comparison`'s ``"Avg"`` lines: per target, which preset is higher, by how much,
+    and whether the paired test calls it (p < ``alpha``); "not recorded" when there is nothing to compare."""
+    avg = comparison[comparison["structure"] == "Avg"]
+    if not len(avg):
+        return "not recorded"
+    parts = []
+    for line in avg.itertuples():
+        side = "released code higher" if line.mean_diff > 0 else "paper preset higher"
+        called = "beyond" if line.p_value < alpha else "within"
+        parts.append(f"{SHORT_NAMES[line.target]}: {side} by {abs(line.mean_diff):.3f} of average Dice, {called} "
+                     f"what the paired test can tell from chance (p = {line.p_value:.1e}, {line.n} pairs)")
+    return "; ".join(parts)
+
+
 def head_to_head(rows: pd.DataFrame, table: int) -> pd.DataFrame:
     """ModelMix's best row against the best baseline on average Dice, ours and the paper's, per (half, target).
 
