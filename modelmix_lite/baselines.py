@@ -19,8 +19,8 @@ pixels. A batch holds scribbled and (for the methods with a term on unannotated 
 an unlabeled slice has no annotated pixel, so pCE over the whole batch is pCE over its scribbled rows.
 
 The ``*_terms`` functions run inside the training step: like the ModelMix objective they read nothing back
-to the host, so they do not check target values (``check=False``; ``train._prepare`` validates each batch
-on the CPU). The standalone losses check their inputs unless called with ``check=False``.
+to the host, so they do not check target values (``check=False``; :func:`~modelmix_lite.sampling.prepare_batch`
+validates each batch on the CPU). The standalone losses check their inputs unless called with ``check=False``.
 
 nnPU and CVIR are "provided with the additional information of label class ratio" (paper §3.3):
 :func:`class_prior` computes it from the ground truth of ``TrainConfig.prior_split`` (the validation split on real

@@ -41,6 +41,7 @@ from .data.readers import load_split
 from .data.slices import SliceDataset
 from .data.tasks import TASKS, UNANNOTATED, get_task
 from .errors import ConfigError, DataError
+from .files import write_text_atomic
 from .methods import CORE_PRESETS, METHODS, CoreConfig, MethodConfig, check_method_tasks
 from .objective import build_objective
 
@@ -527,6 +528,6 @@ def main_bench(argv: Sequence[str]) -> int:
     print(format_table(record))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2) + "\n")
+        write_text_atomic(args.out, json.dumps(record, indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0

@@ -6,7 +6,6 @@ best validation Dice); ``evaluate``, ``predict`` and the notebooks read them bac
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError, DataError
+from .files import atomic_write
 
 
 def save_checkpoint(state: Mapping, path: str | Path) -> None:
@@ -23,13 +23,8 @@ def save_checkpoint(state: Mapping, path: str | Path) -> None:
 
     A failed write (disk full, a read-only folder) leaves no ``.tmp`` behind.
     """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_write(path) as tmp:
         torch.save(dict(state), tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

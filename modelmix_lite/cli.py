@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .data.tasks import TASKS
 from .errors import ConfigError, DataError
+from .files import atomic_write
 
 PROG = "python -m modelmix_lite"
 
@@ -99,7 +100,8 @@ def evaluate(argv: list[str]) -> int:
         print(paper_table(rows, metric).to_string(), end="\n\n")
     if args.csv:  # after the tables are printed: a failing write never loses them
         try:
-            rows.to_csv(args.csv, index=False)
+            with atomic_write(args.csv, suffix=".csv") as tmp:
+                rows.to_csv(tmp, index=False)
         except OSError as err:
             raise ConfigError(f"--csv {args.csv}: could not write the rows ({err.strerror})") from None
     return 0

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import ConfigError
+from .files import write_text_atomic
 
 LOCK = ".lock"
 """The lock file inside a run directory (``flock``-ed by the training that writes there)."""
@@ -75,4 +76,4 @@ def reset(out: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink()
-    (out / MARKER).write_text(json.dumps({"written_by": "modelmix_lite train"}) + "\n")
+    write_text_atomic(out / MARKER, json.dumps({"written_by": "modelmix_lite train"}) + "\n")

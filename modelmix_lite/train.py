@@ -37,6 +37,7 @@ from .data.phantom import ensure_phantom
 from .data.tasks import TASKS
 from .errors import ConfigError
 from .evaluate import DATA_RECORD, check_trained_data, data_fingerprint, evaluate_cases
+from .files import write_text_atomic
 from .methods import CORE_PRESETS, METHODS, MethodConfig, check_method_tasks, get_method
 from .objective import ModelMixObjective, build_objective
 from .sampling import STREAM_AUGMENT, TaskData, derive_seed, load_task_data, prepare_batch
@@ -222,8 +223,8 @@ def _start_run_dir(out: Path, method: MethodConfig, tasks: list[str], config: Tr
     """(Re)create ``out`` (marked as a run directory, its lock kept) with ``config.json`` and ``split.json``."""
     rundir.reset(out)
     record = {"method": method.name, "tasks": tasks, "config": config_to_dict(config)}
-    (out / "config.json").write_text(json.dumps(record, indent=2))
-    (out / "split.json").write_text(json.dumps({t: td.split for t, td in data.items()}, indent=2))
+    write_text_atomic(out / "config.json", json.dumps(record, indent=2))
+    write_text_atomic(out / "split.json", json.dumps({t: td.split for t, td in data.items()}, indent=2))
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -233,9 +234,7 @@ def _truncate_log(path: Path, step: int) -> None:
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
     if len(kept) < len(lines):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def _last_good(out: Path) -> str:
@@ -344,7 +343,7 @@ def _train(
     elif rank == 0:
         _start_run_dir(out, method, tasks, config, data)
         record = {"data_root": str(root), "data_fingerprint": data_fingerprint(root, tasks)}
-        (out / DATA_RECORD).write_text(json.dumps(record, indent=2))
+        write_text_atomic(out / DATA_RECORD, json.dumps(record, indent=2))
     net = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None) \
         if distributed else objective
 

@@ -21,6 +21,7 @@ from .data.phantom import ensure_phantom
 from .data.tasks import TASKS
 from .errors import ConfigError, DataError
 from .evaluate import RUN_PROVENANCE, data_fingerprint, finished_run
+from .files import write_text_atomic
 from .train import train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -184,5 +185,5 @@ def train_or_load(
     train(config, root, run, method, list(tasks), overwrite=True)
     info = {"data_root": str(root), "data_fingerprint": fingerprint, "wall_s": round(time.perf_counter() - start, 1),
             "device": str(pick_device(config.device)), "environment": describe_environment()}
-    (run / RUN_PROVENANCE).write_text(json.dumps(info, indent=2))
+    write_text_atomic(run / RUN_PROVENANCE, json.dumps(info, indent=2))
     return True

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelmix_lite.data.layout import _write_text
+from modelmix_lite.files import write_text_atomic
 from modelmix_lite.data.nifti import save_nifti
 
 
@@ -24,7 +24,7 @@ def umask_022():
 
 def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path, umask_022):
     nifti = save_nifti(tmp_path / "a.nii.gz", np.zeros((2, 2, 2), np.uint8))
-    _write_text(tmp_path / "list.txt", "x\n")
+    write_text_atomic(tmp_path / "list.txt", "x\n")
     for path in (nifti, tmp_path / "list.txt"):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o644, path
 

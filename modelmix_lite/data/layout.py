@@ -21,9 +21,7 @@ Files are paired by subject name, never by sorted position. Splits are ``train``
 from __future__ import annotations
 
 import csv
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .nifti import default_file_mode, load_nifti, save_nifti
+from ..files import write_text_atomic
+from .nifti import load_nifti, save_nifti
 from .tasks import UNANNOTATED, TaskSpec, get_task, unmap_labels
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -417,16 +416,6 @@ def write_case(
     return written
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write a text file atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.chmod(tmp, default_file_mode())
-    os.replace(tmp, path)
-
-
 def write_index(task: str, root: str | Path, splits: dict[str, list[str]]) -> None:
     """Write the MyoPS split lists for the written subjects; a no-op for ACDC and MSCMR.
 
@@ -447,7 +436,7 @@ def write_index(task: str, root: str | Path, splits: dict[str, list[str]]) -> No
 
     for split, name in MYOPS_LISTS.items():
         lines = [f"{s} {s}_gd {z}\n" for s in splits.get(split, []) for z in range(shape(split, s)[2])]
-        _write_text(dataset / name, "".join(lines))
+        write_text_atomic(dataset / name, "".join(lines))
     rows = ["file_name,stage,dx,dy,dz\n"]
     rows += [f"{s},test,{','.join(map(str, shape('test', s)))}\n" for s in splits.get("test", [])]
-    _write_text(dataset / MYOPS_TEST_CSV, "".join(rows))
+    write_text_atomic(dataset / MYOPS_TEST_CSV, "".join(rows))

@@ -5,8 +5,6 @@ Arrays keep the file's voxel order (no reorientation to a canonical frame): a vo
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,7 @@ import nibabel as nib
 import numpy as np
 
 from ..errors import DataError
+from ..files import atomic_write
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
@@ -60,13 +59,6 @@ def load_nifti(path: str | Path) -> NiftiVolume:
     return NiftiVolume(array=array, affine=np.asarray(image.affine, dtype=np.float64), spacing=spacing, path=path)
 
 
-def default_file_mode() -> int:
-    """The mode ``open()`` would give a new file under the current umask (``mkstemp`` alone gives 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def save_nifti(
     path: str | Path,
     array: np.ndarray,
@@ -96,14 +88,6 @@ def save_nifti(
     image = nib.Nifti1Image(array, np.asarray(affine, dtype=np.float64), dtype=array.dtype)
     if spacing is not None:
         image.header.set_zooms(tuple(float(s) for s in spacing))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_write(path, suffix=suffix) as tmp:
         nib.save(image, tmp)
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

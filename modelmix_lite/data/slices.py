@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError, DataError
+from ..files import atomic_write
 from .geometry import SliceGeometry, fit_slice, restore_probabilities  # noqa: F401 (re-exported)
 from .layout import CaseFiles
 from .readers import load_case
@@ -310,13 +311,9 @@ def cached_slice_dataset(
             raise DataError(f"{path}: slice cache holds other settings than its name says; delete it")
         return dataset
     dataset = SliceDataset([load_case(f) for f in files], size, target, scribbled_subjects, low, high, spacing_mm)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        dataset.save_cache(tmp)
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            dataset.save_cache(tmp)
     except OSError as err:
-        if tmp.exists():
-            tmp.unlink()
         warnings.warn(f"{path}: could not write the slice cache ({err}); continuing without it", stacklevel=2)
     return dataset

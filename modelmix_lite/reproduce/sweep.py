@@ -32,7 +32,6 @@ A sweep resumes where it stopped: a run whose rows are in the results file is no
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 import warnings
@@ -48,6 +47,7 @@ from ..config import TrainConfig, config_to_dict, pick_device, resolve_config
 from ..data.readers import load_split
 from ..errors import ConfigError, DataError
 from ..evaluate import data_fingerprint, load_run_models, predict_volume, run_geometry
+from ..files import atomic_write, write_text_atomic
 from ..methods import METHODS
 from ..metrics import evaluate_volume
 from ..train import train
@@ -86,12 +86,6 @@ def _check_same_data(rows: pd.DataFrame, data_root: str | Path) -> None:
     differ = data_differs(rows, data_root)
     if differ:
         raise DataError(f"{data_root}: not the data of {', '.join(differ)}; its images do not match the predictions")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _jsonl(rows: pd.DataFrame) -> str:
@@ -203,7 +197,7 @@ def _run_one(
         run.mkdir(parents=True, exist_ok=True)
         for name in ("config.json", "split.json", "log.jsonl"):
             shutil.copy2(source / name, run / name)
-        _write_atomic(run / "trained_in.json", json.dumps({"run": str(source.relative_to(out))}) + "\n")
+        write_text_atomic(run / "trained_in.json", json.dumps({"run": str(source.relative_to(out))}) + "\n")
     scores, predictions = score_run(run if source is None else source, root, spec.split, entry.targets)
     meta = {
         "table": spec.number, "method": entry.key, "tasks": entry.combo, "seed": seed, "profile": profile,
@@ -211,9 +205,9 @@ def _run_one(
         "wall_s": round(time.perf_counter() - tick, 2), "data_fingerprint": data_fingerprint(root, entry.tasks),
     }
     rows = scores.assign(**meta)[list(RESULT_COLUMNS)]
-    np.savez_compressed(run / "predictions.tmp.npz", **{k: v.astype(np.uint8) for k, v in predictions.items()})
-    os.replace(run / "predictions.tmp.npz", run / "predictions.npz")
-    _write_atomic(evaluation, _jsonl(rows))  # written last: its presence marks the run finished
+    with atomic_write(run / "predictions.npz", suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **{k: v.astype(np.uint8) for k, v in predictions.items()})
+    write_text_atomic(evaluation, _jsonl(rows))  # written last: its presence marks the run finished
     if not keep_checkpoints:
         for checkpoint in run.glob("*.pt"):
             checkpoint.unlink()
@@ -257,7 +251,7 @@ def _recorded_runs(path: Path, root: Path) -> set[tuple[str, str, int]]:
 def _update_status(path: Path, table: int, name: str, record: dict) -> None:
     status = json.loads(path.read_text()) if path.is_file() else {}
     status.setdefault(f"table{table}", {})[name] = record
-    _write_atomic(path, json.dumps(status, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(status, indent=2) + "\n")
 
 
 def run_table(
