@@ -22,6 +22,23 @@ LOCK = ".lock"
 """The lock file inside a run directory (``flock``-ed by the training that writes there)."""
 MARKER = ".modelmix_run"
 """Written by ``train`` into every run directory it creates; ``--overwrite`` refuses a folder without it."""
+LOG = "log.jsonl"
+"""A run's log: one JSON row per log interval (the loss terms) and per validation (``val_*``)."""
+
+
+def run_name(method: str) -> str:
+    """A method key as a folder name: ``"#4"`` -> ``"ablation4"``, ``"#4@released_code"`` ->
+    ``"ablation4-released_code"`` (no ``#`` or ``@`` in paths)."""
+    return method.replace("#", "ablation").replace("@", "-")
+
+
+def read_log(run_or_log: str | Path) -> list[dict]:
+    """The rows of a run's :data:`LOG` (a run directory or the file itself); ``[]`` when there is none yet."""
+    path = Path(run_or_log)
+    path = path / LOG if path.is_dir() else path
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @contextmanager

@@ -119,7 +119,7 @@ class TermMeter:
 
 def plot_training_curves(log_path: str | Path, out_path: str | Path) -> Path:
     """Plot the loss terms and the validation Dice of a ``log.jsonl`` against the step; save as an image."""
-    rows = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
+    rows = rundir.read_log(log_path)
     train_rows = [r for r in rows if "loss" in r]
     val_rows = [r for r in rows if "val_dice" in r]
     fig = Figure(figsize=(11, 4))
@@ -490,7 +490,7 @@ def main_train(argv: Sequence[str]) -> int:
     if args.device is not None:
         overrides["device"] = args.device
     config = resolve_config(args.profile, overrides, args.preset)
-    out = args.out or Path("runs") / f"{args.method.replace('#', 'ablation')}_{'+'.join(tasks)}_{args.profile}"
+    out = args.out or Path("runs") / f"{rundir.run_name(args.method)}_{'+'.join(tasks)}_{args.profile}"
     _init_distributed()
     if not args.data.exists() and args.data == DEFAULT_DATA:
         if not dist.is_initialized() or dist.get_rank() == 0:

@@ -78,7 +78,6 @@ from modelmix_lite.mixing import mixable_layers, virtual_forward
 from modelmix_lite.models import TaskModelSet
 from modelmix_lite.objective import ModelMixObjective, task_pairs
 from modelmix_lite.perturb import apply_cutout, cutout_mask, mixup, partner_index, rotate
-from modelmix_lite.train import train
 from modelmix_lite.tutorial import glue, resolve_data_root, resolve_profile, runs_dir, train_or_load
 from modelmix_lite.viz import plot_cosine_examples, plot_gradient_flow, plot_gradient_maps, plot_loss_terms
 

@@ -63,7 +63,6 @@ retrain = False  # True: train again even when a finished run of the same config
 
 # %%
 import json
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -84,6 +83,7 @@ from modelmix_lite.evaluate import (
 )
 from modelmix_lite.methods import CORE_PRESETS, METHODS
 from modelmix_lite.metrics import summarize
+from modelmix_lite.rundir import run_name
 
 on_phantom = data_root is None
 profile = tutorial.resolve_profile(profile)
@@ -142,7 +142,7 @@ pd.DataFrame({"paper": paper_core, "released_code": released_core}).loc[
 # %%
 runs, trained = {}, {}
 for key, (label, method, preset) in variants.items():
-    run = runs_root / f"{method.replace('#', 'ablation')}_{preset}"
+    run = runs_root / f"{run_name(method)}_{preset}"
     trained[label] = tutorial.train_or_load(configs[key], root, run, method, tasks, retrain)
     runs[label] = run
     wall = json.loads((run / RUN_PROVENANCE).read_text())["wall_s"]

@@ -16,6 +16,7 @@ from ..data.readers import Case, load_split
 from ..errors import DataError
 from ..evaluate import select_cases
 from ..metrics import errors_by_distance
+from ..rundir import read_log
 from .compare import annotate
 from .specs import MISSING, get_table, sweep_folder
 from .sweep import _check_same_data, load_predictions, run_dir
@@ -114,8 +115,7 @@ def run_diagnostics(out_dir: str | Path, profile: str, table: int) -> pd.DataFra
     out = []
     for run in sorted(folder.glob("*/config.json")):
         record = json.loads(run.read_text())
-        log = run.parent / "log.jsonl"
-        lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+        lines = read_log(run.parent)
         val = [r for r in lines if "val_dice" in r]
         losses = [r for r in lines if "loss" in r]
         best = max(val, key=lambda r: r["val_dice"]) if val else {}

@@ -49,6 +49,7 @@ from ..errors import ConfigError, DataError
 from ..evaluate import data_fingerprint, load_run_models, predict_volume, run_geometry
 from ..files import atomic_write, write_text_atomic
 from ..methods import METHODS
+from ..rundir import run_name
 from ..metrics import evaluate_volume
 from ..train import train
 from ..tutorial import git_commit
@@ -63,7 +64,7 @@ def results_path(out_dir: str | Path, profile: str, table: int) -> Path:
 def run_dir(out_dir: str | Path, profile: str, table: int, method: str, tasks: str, seed: int) -> Path:
     """``out_dir/<profile>/runs/table<N>/<method>__<tasks>__seed<k>`` (``#`` spelled ``ablation``, ``@`` as
     ``-``: ``ablation4-released_code``)."""
-    name = f"{method.replace('#', 'ablation').replace('@', '-')}__{tasks}__seed{seed}"
+    name = f"{run_name(method)}__{tasks}__seed{seed}"
     return Path(out_dir) / profile / "runs" / f"table{table}" / name
 
 
