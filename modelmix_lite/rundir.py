@@ -3,6 +3,10 @@
 ``train`` holds :func:`locked` for its whole run, so a second training into the same ``--out`` is refused
 before it touches anything, and writes :data:`MARKER` when it creates the directory: ``--overwrite`` deletes
 only folders that carry it (never, say, a folder that merely holds a file named ``config.json``).
+
+It also reads what ``train`` wrote there: the run's configuration record (:func:`read_run_config`, checked
+against a resume by :func:`check_run_dir`), its log (:func:`read_log`, :func:`truncate_log` on resume) and its
+folder name (:func:`run_name`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .config import TrainConfig, config_to_dict
 from .errors import ConfigError
 from .files import write_text_atomic
 
@@ -94,3 +99,61 @@ def reset(out: Path) -> None:
         else:
             path.unlink()
     write_text_atomic(out / MARKER, json.dumps({"written_by": "modelmix_lite train"}) + "\n")
+
+
+RESUME_FREE = ("steps", "epochs", "log_every", "val_every", "ckpt_every", "device", "compile")
+"""Fields a resumed run may change: they do not alter the trajectory of the parameters (``steps`` and ``epochs``
+only with the constant learning rate: the cosine schedule depends on the run's length)."""
+
+
+def read_run_config(path: Path) -> dict:
+    """A run's ``config.json`` record (``method``, ``tasks``, ``config``); :class:`ConfigError` naming the file if it
+    is missing, not JSON or not such a record."""
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing; the run directory was not written by train") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid JSON ({err}); cannot resume from it") from None
+    if not (isinstance(record, dict) and isinstance(record.get("method"), str) and isinstance(record.get("tasks"), list)
+            and isinstance(record.get("config"), dict)):
+        raise ConfigError(f"{path}: not a run configuration (expected method, tasks and config); cannot resume")
+    return record
+
+
+def check_run_dir(out: Path, config: TrainConfig, method: str, tasks: list[str], overwrite: bool,
+                     resume: bool) -> None:
+    """Check run directory ``out`` against the flags of a training (every rank, no writes); ConfigError on a clash:
+    nothing to resume, a resume with another method, tasks or trajectory (:data:`RESUME_FREE`), an existing
+    directory without ``overwrite``, or one that :func:`is_run_dir` does not recognise."""
+    exists = has_content(out)
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise ConfigError(f"{out}: nothing to resume (no last.pt)")
+        recorded = read_run_config(out / "config.json")
+        if (recorded["method"], recorded["tasks"]) != (method, tasks):
+            raise ConfigError(
+                f"{out}: run was {recorded['method']} on {','.join(recorded['tasks'])}, "
+                f"not {method} on {','.join(tasks)}"
+            )
+        old, new = recorded["config"], config_to_dict(config)
+        free = RESUME_FREE if config.lr_schedule == "constant" else RESUME_FREE[2:]  # the decay needs the length
+        changed = [k for k in new if k not in free and old.get(k) != new[k]]
+        if changed:
+            raise ConfigError(f"{out}: cannot resume with changed {', '.join(changed)} (see config.json)")
+    elif exists:
+        if not overwrite:
+            raise ConfigError(f"{out}: run directory exists; pass --overwrite to replace it or --resume to continue")
+        if not is_run_dir(out):
+            raise ConfigError(f"{out}: not a run directory written by train (no {MARKER}); "
+                              "refusing to delete it")
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop the log rows after ``step`` (written between the last checkpoint and a kill: the resumed run redoes them)."""
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    if len(kept) < len(lines):
+        write_text_atomic(path, "".join(line + "\n" for line in kept))

@@ -149,52 +149,6 @@ def plot_training_curves(log_path: str | Path, out_path: str | Path) -> Path:
 
 
 
-_RESUME_FREE = ("steps", "epochs", "log_every", "val_every", "ckpt_every", "device", "compile")
-"""Fields a resumed run may change: they do not alter the trajectory of the parameters (``steps`` and ``epochs``
-only with the constant learning rate: the cosine schedule depends on the run's length)."""
-
-
-def _read_run_config(path: Path) -> dict:
-    """A run's ``config.json`` record (``method``, ``tasks``, ``config``); :class:`ConfigError` naming the file if it
-    is missing, not JSON or not such a record."""
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: missing; the run directory was not written by train") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid JSON ({err}); cannot resume from it") from None
-    if not (isinstance(record, dict) and isinstance(record.get("method"), str) and isinstance(record.get("tasks"), list)
-            and isinstance(record.get("config"), dict)):
-        raise ConfigError(f"{path}: not a run configuration (expected method, tasks and config); cannot resume")
-    return record
-
-
-def _check_run_dir(out: Path, config: TrainConfig, method: str, tasks: list[str], overwrite: bool,
-                     resume: bool) -> None:
-    """Check the run directory against the flags (every rank, no writes); raise ConfigError on a clash."""
-    exists = rundir.has_content(out)
-    if resume:
-        if not (out / "last.pt").is_file():
-            raise ConfigError(f"{out}: nothing to resume (no last.pt)")
-        recorded = _read_run_config(out / "config.json")
-        if (recorded["method"], recorded["tasks"]) != (method, tasks):
-            raise ConfigError(
-                f"{out}: run was {recorded['method']} on {','.join(recorded['tasks'])}, "
-                f"not {method} on {','.join(tasks)}"
-            )
-        old, new = recorded["config"], config_to_dict(config)
-        free = _RESUME_FREE if config.lr_schedule == "constant" else _RESUME_FREE[2:]  # the decay needs the length
-        changed = [k for k in new if k not in free and old.get(k) != new[k]]
-        if changed:
-            raise ConfigError(f"{out}: cannot resume with changed {', '.join(changed)} (see config.json)")
-    elif exists:
-        if not overwrite:
-            raise ConfigError(f"{out}: run directory exists; pass --overwrite to replace it or --resume to continue")
-        if not rundir.is_run_dir(out):
-            raise ConfigError(f"{out}: not a run directory written by train (no {rundir.MARKER}); "
-                              "refusing to delete it")
-
-
 def _summed_terms(means: Mapping[str, float]) -> dict[str, str]:
     """Progress-bar view: each term summed over tasks (``inv/myops + inv/mscmr -> inv``), loss first."""
     out = {"loss": means["loss"]}
@@ -225,16 +179,6 @@ def _start_run_dir(out: Path, method: MethodConfig, tasks: list[str], config: Tr
     record = {"method": method.name, "tasks": tasks, "config": config_to_dict(config)}
     write_text_atomic(out / "config.json", json.dumps(record, indent=2))
     write_text_atomic(out / "split.json", json.dumps({t: td.split for t, td in data.items()}, indent=2))
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop the log rows after ``step`` (written between the last checkpoint and a kill: the resumed run redoes them)."""
-    if not path.is_file():
-        return
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
-    if len(kept) < len(lines):
-        write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def _last_good(out: Path) -> str:
@@ -317,7 +261,7 @@ def _train(
     out, root = Path(out_dir), Path(data_root)
     distributed = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    _check_run_dir(out, config, method.name, tasks, overwrite, resume)
+    rundir.check_run_dir(out, config, method.name, tasks, overwrite, resume)
     if resume and (mismatch := check_trained_data(out, root, tasks)):
         raise ConfigError(f"{mismatch}; resume with the same --data")
     if distributed:
@@ -339,7 +283,7 @@ def _train(
     if resume:
         step, best = _restore(out / "last.pt", objective, optimizer, data, generators, rank, world)
         if rank == 0:
-            _truncate_log(out / "log.jsonl", step)
+            rundir.truncate_log(out / "log.jsonl", step)
     elif rank == 0:
         _start_run_dir(out, method, tasks, config, data)
         record = {"data_root": str(root), "data_fingerprint": data_fingerprint(root, tasks)}
