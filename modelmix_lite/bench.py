@@ -25,7 +25,6 @@ import platform
 import re
 import resource
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import TrainConfig, pick_device
+from .config import TrainConfig, device_name, pick_device
 from .data.readers import load_split
 from .data.slices import SliceDataset
 from .data.tasks import TASKS, UNANNOTATED, get_task
@@ -44,6 +43,7 @@ from .errors import ConfigError, DataError
 from .files import write_text_atomic
 from .methods import CORE_PRESETS, METHODS, CoreConfig, MethodConfig, check_method_tasks
 from .objective import build_objective
+from .tutorial import git_state
 
 DEFAULT_METHODS: tuple[str, ...] = ("#1", "#2", "#4:paper", "#4:released_code", "fullsup")
 """Method specs benchmarked by default: the Table 1 baseline, L_inv alone, ModelMix under both presets, FullSup."""
@@ -80,16 +80,12 @@ SCRIBBLE_DENSITY: float = 0.05
 # ----------------------------------------------------------------------------------------------
 
 
-def peak_tflops(device_name: str) -> tuple[float, str] | None:
-    """``(dense TFLOP/s, dtype)`` of a CUDA device from :data:`PEAK_TFLOPS`, or None if unknown."""
+def peak_tflops(gpu: str) -> tuple[float, str] | None:
+    """``(dense TFLOP/s, dtype)`` of the CUDA device named ``gpu`` from :data:`PEAK_TFLOPS`, or None if unknown."""
     for pattern, tflops, dtype in PEAK_TFLOPS:
-        if re.search(pattern, device_name):
+        if re.search(pattern, gpu):
             return tflops, dtype
     return None
-
-
-def _device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 
 def _host() -> str:
@@ -100,15 +96,6 @@ def _host() -> str:
         names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.M)
         model = names[0].strip() if names else model
     return f"{model}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
-
-
-def _git(*args: str) -> str | None:
-    """Output of a read-only git command in this checkout, or None outside git."""
-    try:
-        done = subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def _sync(device: torch.device) -> None:
@@ -240,7 +227,7 @@ class MethodBench:
     def result(self, step_s: float, step_cpu_s: float, infer_s: float) -> dict:
         """The record of this method from its median step times (see the module docstring)."""
         gflops, on_cpu = self.flops / 1e9, self.device.type == "cpu"
-        peak = peak_tflops(_device_name(self.device)) if self.device.type == "cuda" else None
+        peak = peak_tflops(device_name(self.device)) if self.device.type == "cuda" else None
         return {
             "method": self.method.name,
             "preset": self.spec.partition(":")[2] or "paper",
@@ -413,13 +400,13 @@ def run_bench(
     basis = "cpu_s_per_flop_vs_#1" if dev.type == "cpu" else "s_per_flop_vs_#1"
     ratios = {spec: r[basis] for spec, r in results.items() if r["method"] == "#4"}
     known = [v for v in ratios.values() if v is not None]
-    commit = _git("rev-parse", "HEAD")
-    peak = peak_tflops(_device_name(dev)) if dev.type == "cuda" else None
+    commit, dirty = git_state() or (None, None)
+    peak = peak_tflops(device_name(dev)) if dev.type == "cuda" else None
     return {
-        "device": _device_name(dev),
+        "device": device_name(dev),
         "torch": torch.__version__,
         "commit": commit,
-        "dirty": None if commit is None else bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "dirty": dirty,
         "host": _host(),
         "settings": {
             "width": width, "size": size, "batch": batch, "tasks": tasks, "methods": list(methods),

@@ -75,7 +75,8 @@ def evaluate(argv: list[str]) -> int:
     """Score a training run on a split: per-volume 3-D Dice / HD / HD95 and the paper-style mean ± std table."""
     parser = argparse.ArgumentParser(prog=f"{PROG} evaluate", description=_summary(evaluate))
     parser.add_argument("run", type=Path, help="run directory written by 'train'")
-    parser.add_argument("--data", type=Path, default=Path("data/phantom"), help="data root (default: data/phantom)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="data root (default: the one the run was trained on, from its data.json)")
     parser.add_argument("--split", choices=("val", "test"), default="test", help="split to score (default: test)")
     parser.add_argument("--checkpoint", default="best.pt", help="checkpoint file in the run (default: best.pt)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
@@ -114,7 +115,8 @@ def predict(argv: list[str]) -> int:
     parser.add_argument("run", type=Path, help="run directory written by 'train'")
     parser.add_argument("--input", nargs="+", type=Path,
                         help="image file(s) of one volume, one per sequence (MyoPS: C0 DE T2)")
-    parser.add_argument("--data", type=Path, help="or: a data root; every case of --split is segmented")
+    parser.add_argument("--data", type=Path, help="or: a data root; every case of --split is segmented (neither "
+                        "--input nor --data: the data root the run was trained on)")
     parser.add_argument("--split", choices=("train", "val", "test"), default="test", help="with --data (default: test)")
     parser.add_argument("--task", choices=list(TASKS), help="task model to use (default: the run's first task)")
     parser.add_argument("--out", type=Path, required=True, help="folder for <subject>_pred.nii.gz files")

@@ -242,3 +242,8 @@ def pick_device(name: str = "auto") -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    """What a device is, for records: the GPU's name on CUDA (``"NVIDIA H200"``), else the device type."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type

@@ -32,6 +32,7 @@ from .metrics import (
     METRICS, evaluate_volume, format_distance, format_mean_std, largest_connected_component, summarize,
 )
 from .models import TaskModelSet, as_model_input
+from .rundir import CONFIG, DATA_RECORD, Run, read_json
 
 
 def _keep_largest_components(pred: np.ndarray) -> np.ndarray:
@@ -158,16 +159,6 @@ RUN_PROVENANCE = "provenance.json"
 """File of a run directory that records the data it was trained on (``data_fingerprint``), written by the caller."""
 
 
-def _read_json(path: Path) -> dict:
-    """``path`` parsed as JSON; :class:`ConfigError` when it is missing, :class:`DataError` when it does not parse."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: not found (is {path.parent} a run directory?)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from None
-
-
 def data_fingerprint(root: str | Path, tasks: Sequence[str]) -> str:
     """SHA-256 (first 16 hex digits) of all the data that runs on ``tasks`` read from ``root``.
 
@@ -189,17 +180,13 @@ def data_fingerprint(root: str | Path, tasks: Sequence[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-DATA_RECORD = "data.json"
-"""Written by ``train`` into every run directory: ``{"data_root", "data_fingerprint"}`` of the data it trained on."""
-
-
 def check_trained_data(run_dir: str | Path, data_root: str | Path, tasks: Sequence[str]) -> str | None:
     """``None`` if ``data_root`` holds the data the run was trained on (same :func:`data_fingerprint`), or a
     runs recorded before :data:`DATA_RECORD` existed; else a one-line message naming both roots and fingerprints."""
     path = Path(run_dir) / DATA_RECORD
     if not path.is_file():
         return None
-    recorded = _read_json(path)
+    recorded = read_json(path)
     fingerprint = data_fingerprint(data_root, tasks)
     if recorded.get("data_fingerprint") == fingerprint:
         return None
@@ -218,10 +205,10 @@ def finished_run(run_dir: str | Path, record: Mapping, fingerprint: str) -> bool
         DataError: ``config.json`` or :data:`RUN_PROVENANCE` exists but is not valid JSON.
     """
     run = Path(run_dir)
-    if not all((run / name).is_file() for name in ("config.json", "training_curves.png", RUN_PROVENANCE)):
+    if not ((run / CONFIG).is_file() and Run(run).finished and (run / RUN_PROVENANCE).is_file()):
         return False
-    same_config = _read_json(run / "config.json") == json.loads(json.dumps(record))
-    return same_config and _read_json(run / RUN_PROVENANCE).get("data_fingerprint") == fingerprint
+    same_config = Run(run).record == json.loads(json.dumps(record))
+    return same_config and read_json(run / RUN_PROVENANCE).get("data_fingerprint") == fingerprint
 
 
 def run_geometry(run_dir: str | Path, record: Mapping) -> dict[str, float]:
@@ -251,7 +238,7 @@ def load_run_models(
         DataError: the checkpoint holds no ``model`` state, or one that does not fit the architecture.
     """
     run = Path(run_dir)
-    record, path = _read_json(run / "config.json"), run / checkpoint
+    record, path = Run(run).record, run / checkpoint
     if not path.is_file():
         raise ConfigError(f"{path}: checkpoint not found (is {run} a finished run?)")
     config = record["config"]
@@ -270,9 +257,17 @@ def load_run_models(
     return models.to(device).eval()
 
 
+def _recorded_root(run: Path) -> Path:
+    """The data root a run was trained on; ConfigError for a run recorded before :data:`DATA_RECORD`."""
+    root = Run(run).data_root
+    if root is None:
+        raise ConfigError(f"{run}: records no data root (trained before {DATA_RECORD} existed); pass --data")
+    return root
+
+
 def evaluate_run(
     run_dir: str | Path,
-    data_root: str | Path,
+    data_root: str | Path | None = None,
     split: str = "test",
     checkpoint: str = "best.pt",
     device: str | torch.device = "cpu",
@@ -282,8 +277,9 @@ def evaluate_run(
 ) -> pd.DataFrame:
     """Evaluate every task model of a training run on ``split`` of its task (:func:`evaluate_cases`).
 
-    Slices are fitted to the run's input size (``config.json``); the weights are ``checkpoint``'s. A data root
-    that is not the one the run trained on (:func:`check_trained_data`) is a warning naming both.
+    Slices are fitted to the run's input size (``config.json``); the weights are ``checkpoint``'s. ``data_root``
+    None: the one the run was trained on (:attr:`~modelmix_lite.rundir.Run.data_root`); another one than that
+    (:func:`check_trained_data`) is a warning naming both.
 
     Returns:
         One row per (task, case, structure): ``method, task, case, structure, dice, hd, hd95``.
@@ -293,7 +289,8 @@ def evaluate_run(
             set, whose labels the organisers withheld: evaluate ``"val"`` there).
     """
     run = Path(run_dir)
-    record = _read_json(run / "config.json")
+    record = Run(run).record
+    data_root = _recorded_root(run) if data_root is None else data_root
     models = load_run_models(run, checkpoint, device)
     mismatch = check_trained_data(run, data_root, record["tasks"])
     if mismatch:
@@ -364,22 +361,26 @@ def predict_run(
     """Segment volumes with a trained run and write NIfTI predictions in the dataset's raw label values.
 
     Either ``images`` (one NIfTI file per sequence of ``task``, in ``TaskSpec.sequences`` order, e.g. MyoPS
-    C0, DE, T2) or ``data_root`` + ``split`` (every case of that split) is given. Each prediction keeps its
+    C0, DE, T2) or ``data_root`` + ``split`` (every case of that split) is given; neither: ``split`` of the data
+    root the run was trained on (:attr:`~modelmix_lite.rundir.Run.data_root`). Each prediction keeps its
     input's affine and spacing and is written to ``out_dir/<subject>_pred.nii.gz``. An ``out_dir`` that already
     holds predictions is refused unless ``overwrite``, which first removes those ``*_pred.nii.gz`` files (and
     nothing else), so old and new predictions never mix.
 
     Raises:
-        ConfigError: neither or both inputs given, ``task`` not trained in the run, wrong number of images,
+        ConfigError: both inputs given (or neither, for a run that records no data root), ``task`` not trained
+            in the run, wrong number of images,
             or ``out_dir`` holds predictions and ``overwrite`` is off.
     """
     run = Path(run_dir)
-    record = _read_json(run / "config.json")
+    record = Run(run).record
     task = task or record["tasks"][0]
     if task not in record["tasks"]:
         raise ConfigError(f"--task: {task!r} was not trained in {run} (tasks: {', '.join(record['tasks'])})")
-    if (images is None) == (data_root is None):
-        raise ConfigError("give either --input (image files) or --data (a data root), not both or neither")
+    if images is not None and data_root is not None:
+        raise ConfigError("give either --input (image files) or --data (a data root), not both")
+    if images is None and data_root is None:
+        data_root = _recorded_root(run)
     spec = get_task(task)
     if images is not None:
         paths = tuple(Path(p) for p in images)

@@ -19,16 +19,84 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .config import TrainConfig, config_to_dict
-from .errors import ConfigError
+from .config import TrainConfig, config_from_dict, config_to_dict
+from .errors import ConfigError, DataError
 from .files import write_text_atomic
 
 LOCK = ".lock"
 """The lock file inside a run directory (``flock``-ed by the training that writes there)."""
 MARKER = ".modelmix_run"
 """Written by ``train`` into every run directory it creates; ``--overwrite`` refuses a folder without it."""
+CONFIG = "config.json"
+"""A run's record: ``{"method", "tasks", "config"}`` (the resolved :class:`~modelmix_lite.config.TrainConfig`)."""
 LOG = "log.jsonl"
 """A run's log: one JSON row per log interval (the loss terms) and per validation (``val_*``)."""
+CURVES = "training_curves.png"
+"""Drawn by ``train`` after its last step: a run without it did not finish."""
+DATA_RECORD = "data.json"
+"""Written by ``train`` into every run directory: ``{"data_root", "data_fingerprint"}`` of the data it trained on."""
+
+
+def read_json(path: str | Path) -> dict:
+    """A JSON file of a run directory; :class:`ConfigError` when it is missing, :class:`DataError` when it does
+    not parse."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found (is {path.parent} a run directory?)")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from None
+
+
+class Run:
+    """A run directory that ``train`` wrote: its record, typed configuration, log and whether it finished.
+
+    The one reader of a run directory's files; ``train`` writes them (``config.json`` at the start, ``log.jsonl``
+    as it goes, ``training_curves.png`` at the end). Reading is lazy: a missing or broken file is an error when
+    its property is read, naming the file.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def record(self) -> dict:
+        """``config.json``: ``{"method", "tasks", "config"}`` as ``train`` wrote it."""
+        return read_json(self.path / CONFIG)
+
+    @property
+    def method(self) -> str:
+        return self.record["method"]
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.record["tasks"])
+
+    @property
+    def config(self) -> TrainConfig:
+        """The run's :class:`~modelmix_lite.config.TrainConfig` (fields added since it was recorded take their
+        defaults)."""
+        return config_from_dict(self.record["config"])
+
+    @property
+    def log(self) -> list[dict]:
+        """The rows of its :data:`LOG` (:func:`read_log`)."""
+        return read_log(self.path)
+
+    @property
+    def data_root(self) -> Path | None:
+        """The data root the run was trained on (:data:`DATA_RECORD`), or None for a run recorded before it."""
+        path = self.path / DATA_RECORD
+        return Path(read_json(path)["data_root"]) if path.is_file() else None
+
+    @property
+    def finished(self) -> bool:
+        """Whether training reached its last step (``train`` draws :data:`CURVES` then)."""
+        return (self.path / CURVES).is_file()
 
 
 def run_name(method: str) -> str:

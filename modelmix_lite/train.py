@@ -286,7 +286,7 @@ def _train(
             rundir.truncate_log(out / "log.jsonl", step)
     elif rank == 0:
         _start_run_dir(out, method, tasks, config, data)
-        record = {"data_root": str(root), "data_fingerprint": data_fingerprint(root, tasks)}
+        record = {"data_root": str(Path(root).absolute()), "data_fingerprint": data_fingerprint(root, tasks)}
         write_text_atomic(out / DATA_RECORD, json.dumps(record, indent=2))
     net = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None) \
         if distributed else objective

@@ -131,8 +131,8 @@ def _git(*args: str) -> str:
     return subprocess.run(command, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
 
 
-def git_commit() -> str | None:
-    """Short commit hash of the source checkout (``+dirty`` with local changes), or ``None`` outside one.
+def git_state() -> tuple[str, bool] | None:
+    """``(full commit hash, local changes?)`` of the source checkout, or ``None`` outside one.
 
     Changes under ``results/`` (where sweeps append their rows) do not count as local changes.
     """
@@ -140,9 +140,15 @@ def git_commit() -> str | None:
         return None
     try:
         dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
-        return _git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
+        return _git("rev-parse", "HEAD"), bool(dirty)
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def git_commit() -> str | None:
+    """Short commit hash of the source checkout (``+dirty`` with local changes, :func:`git_state`), or ``None``."""
+    state = git_state()
+    return None if state is None else state[0][:7] + ("+dirty" if state[1] else "")
 
 
 def describe_environment() -> dict[str, str | bool | None]:

@@ -57,12 +57,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from modelmix_lite.probes import cosine_examples, cosine_reduction_frame, gradient_norms_by_group, gradient_share, pixel_gradient_norm
-from modelmix_lite.sampling import example_batch
-from modelmix_lite.checkpoints import load_checkpoint
 from modelmix_lite.config import PROFILES, resolve_config
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.data.tasks import UNANNOTATED, get_task
+from modelmix_lite.evaluate import load_run_models
 from modelmix_lite.losses import (
     degenerate_reg_loss,
     dice_loss,
@@ -75,9 +73,16 @@ from modelmix_lite.losses import (
 )
 from modelmix_lite.methods import CORE_PRESETS, METHODS
 from modelmix_lite.mixing import mixable_layers, virtual_forward
-from modelmix_lite.models import TaskModelSet
 from modelmix_lite.objective import ModelMixObjective, task_pairs
 from modelmix_lite.perturb import apply_cutout, cutout_mask, mixup, partner_index, rotate
+from modelmix_lite.probes import (
+    cosine_examples,
+    cosine_reduction_frame,
+    gradient_norms_by_group,
+    gradient_share,
+    pixel_gradient_norm,
+)
+from modelmix_lite.sampling import example_batch
 from modelmix_lite.tutorial import glue, resolve_data_root, resolve_profile, runs_dir, train_or_load
 from modelmix_lite.viz import plot_cosine_examples, plot_gradient_flow, plot_gradient_maps, plot_loss_terms
 
@@ -103,11 +108,7 @@ config = resolve_config(profile, {"steps": steps, "seed": seed})
 run = runs_dir("05_training", profile) / ("ablation4_paper" if steps == PROFILES[profile].steps
                                           else f"ablation4_paper_{steps}_steps")
 trained = train_or_load(config, root, run, "#4", tasks)
-objective = ModelMixObjective(
-    TaskModelSet(tasks, config.base, config.core.dropout, config.norm), METHODS["#4"], config.core, seed
-)
-objective.load_state_dict(load_checkpoint(run / "last.pt")["model"])
-models = objective.models.train()  # train mode: dropout and batch statistics, as in a training step
+models = load_run_models(run, "last.pt").train()  # train mode: dropout and batch statistics, as in a step
 print(f"{run} ({'trained' if trained else 'loaded'}): {config.size}×{config.size} slices, UNet base {config.base}, "
       f"{steps} steps")
 

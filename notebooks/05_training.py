@@ -83,7 +83,7 @@ from modelmix_lite.evaluate import (
 )
 from modelmix_lite.methods import CORE_PRESETS, METHODS
 from modelmix_lite.metrics import summarize
-from modelmix_lite.rundir import run_name
+from modelmix_lite.rundir import Run, read_json, run_name
 
 on_phantom = data_root is None
 profile = tutorial.resolve_profile(profile)
@@ -145,7 +145,7 @@ for key, (label, method, preset) in variants.items():
     run = runs_root / f"{run_name(method)}_{preset}"
     trained[label] = tutorial.train_or_load(configs[key], root, run, method, tasks, retrain)
     runs[label] = run
-    wall = json.loads((run / RUN_PROVENANCE).read_text())["wall_s"]
+    wall = read_json(run / RUN_PROVENANCE)["wall_s"]
     print(f"{label}: {'trained' if trained[label] else 'loaded'} {run} ({wall} s of training)")
 
 # %% [markdown]
@@ -271,15 +271,15 @@ provenance = {
     "tasks": tasks,
     "eval_split": eval_split,
     "data_root": str(root),
-    "data_fingerprint": json.loads((runs[labels["4"]] / RUN_PROVENANCE).read_text())["data_fingerprint"],
+    "data_fingerprint": read_json(runs[labels["4"]] / RUN_PROVENANCE)["data_fingerprint"],
     "environment": tutorial.describe_environment(),
     "runs": {
         label: {
             "dir": str(run),
             "trained_now": trained[label],
-            **json.loads((run / RUN_PROVENANCE).read_text()),
+            **read_json(run / RUN_PROVENANCE),
             "best_step": load_checkpoint(run / "best.pt")["step"],
-            "config": json.loads((run / "config.json").read_text()),
+            "config": Run(run).record,
         }
         for label, run in runs.items()
     },

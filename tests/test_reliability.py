@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelmix_lite.files import write_text_atomic
 from modelmix_lite.data.nifti import save_nifti
+from modelmix_lite.data.readers import load_split
+from modelmix_lite.errors import ConfigError
+from modelmix_lite.files import write_text_atomic
 
 
 @pytest.fixture
@@ -306,6 +308,29 @@ def test_a_run_remembers_its_data_and_resume_or_evaluate_elsewhere_says_so(phant
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the same data: no warning
         evaluate_run(run, phantom_root, "val", checkpoint="last.pt", progress=False)
+
+
+def test_evaluate_and_predict_default_to_the_data_the_run_was_trained_on(phantom_root, tmp_path, monkeypatch):
+    import warnings
+
+    from modelmix_lite.config import resolve_config
+    from modelmix_lite.evaluate import DATA_RECORD, evaluate_run, predict_run
+    from modelmix_lite.rundir import Run
+    from modelmix_lite.train import train
+
+    config = resolve_config("smoke", ["steps=2", "val_every=0", "ckpt_every=2"])
+    run = train(config, phantom_root, tmp_path / "run", "pce", ["mscmr"], progress=False)
+    assert Run(run).data_root == phantom_root
+    monkeypatch.chdir(tmp_path)  # the record holds an absolute path: another working folder still finds it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows = evaluate_run(run, split="val", checkpoint="last.pt", progress=False)
+    assert sorted(rows["case"].unique()) == sorted(c.subject for c in load_split("mscmr", phantom_root, "val"))
+    written = predict_run(run, tmp_path / "pred", split="val", checkpoint="last.pt")
+    assert len(written) == rows["case"].nunique()
+    (run / DATA_RECORD).unlink()  # a run recorded before data.json: the data root must be given
+    with pytest.raises(ConfigError, match=r"records no data root \(trained before data.json existed\); pass --data$"):
+        evaluate_run(run, split="val", checkpoint="last.pt", progress=False)
 
 
 def test_evaluate_checks_the_csv_folder_before_scoring(smoke_run, phantom_root, tmp_path, capsys, monkeypatch):

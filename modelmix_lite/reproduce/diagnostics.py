@@ -4,7 +4,6 @@ errors are.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from ..data.readers import Case, load_split
 from ..errors import DataError
 from ..evaluate import select_cases
 from ..metrics import errors_by_distance
-from ..rundir import read_log
+from ..rundir import Run
 from .compare import annotate
 from .specs import MISSING, get_table, sweep_folder
 from .sweep import _check_same_data, load_predictions, run_dir
@@ -113,9 +112,9 @@ def run_diagnostics(out_dir: str | Path, profile: str, table: int) -> pd.DataFra
                "final_val_dice", "final_loss"]
     folder = Path(out_dir) / profile / "runs" / f"table{get_table(table).number}"
     out = []
-    for run in sorted(folder.glob("*/config.json")):
-        record = json.loads(run.read_text())
-        lines = read_log(run.parent)
+    for path in sorted(folder.glob("*/config.json")):
+        run = Run(path.parent)
+        record, lines = run.record, run.log
         val = [r for r in lines if "val_dice" in r]
         losses = [r for r in lines if "loss" in r]
         best = max(val, key=lambda r: r["val_dice"]) if val else {}

@@ -43,13 +43,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig, config_to_dict, pick_device, resolve_config
+from ..config import TrainConfig, config_to_dict, device_name, pick_device, resolve_config
 from ..data.readers import load_split
 from ..errors import ConfigError, DataError
 from ..evaluate import data_fingerprint, load_run_models, predict_volume, run_geometry
 from ..files import atomic_write, write_text_atomic
 from ..methods import METHODS
-from ..rundir import run_name
+from ..rundir import Run, run_name
 from ..metrics import evaluate_volume
 from ..train import train
 from ..tutorial import git_commit
@@ -148,7 +148,7 @@ def score_run(
         ConfigError: a target the run did not train.
     """
     run = Path(run)
-    record = json.loads((run / "config.json").read_text())
+    record = Run(run).record
     device = pick_device(record["config"]["device"])
     models = load_run_models(run, "best.pt", device)
     rows, predictions = [], {}
@@ -167,9 +167,9 @@ def score_run(
     return pd.DataFrame(rows, columns=["target", "case", "structure", "dice", "hd", "hd95"]), predictions
 
 
-def _device_name(device: str) -> str:
-    device = pick_device(device)
-    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+def _device_label(device: torch.device) -> str:
+    """The ``device`` column: ``"cpu"``, or ``"cuda:0 (NVIDIA H200)"``."""
+    return f"{device} ({device_name(device)})" if device.type == "cuda" else str(device)
 
 
 def _run_one(
@@ -202,7 +202,7 @@ def _run_one(
     scores, predictions = score_run(run if source is None else source, root, spec.split, entry.targets)
     meta = {
         "table": spec.number, "method": entry.key, "tasks": entry.combo, "seed": seed, "profile": profile,
-        "device": _device_name(config.device), "commit": git_commit(),
+        "device": _device_label(pick_device(config.device)), "commit": git_commit(),
         "wall_s": round(time.perf_counter() - tick, 2), "data_fingerprint": data_fingerprint(root, entry.tasks),
     }
     rows = scores.assign(**meta)[list(RESULT_COLUMNS)]
@@ -230,7 +230,7 @@ def trained_elsewhere(out: str | Path, profile: str, entry: Entry, config: Train
     for other in sorted((Path(out) / profile / "runs").glob(f"table*/{name}")):
         if not ((other / "evaluation.jsonl").is_file() and (other / "best.pt").is_file()):
             continue
-        record = json.loads((other / "config.json").read_text())
+        record = Run(other).record
         found = {k: v for k, v in record["config"].items() if k not in ("device", "compile")}
         if (record["method"], record["tasks"], found) == (METHODS[entry.method].name, list(entry.tasks), wanted):
             return other
