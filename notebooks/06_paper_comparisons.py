@@ -55,9 +55,6 @@ tables = "1,2,3"   # which paper tables
 real_profile = "cpu_long"   # the recorded real-data sweep of §7: <results_dir>/<real_profile>-real/
 
 # %%
-import tempfile
-from pathlib import Path
-
 import pandas as pd
 from IPython.display import display
 
@@ -76,6 +73,7 @@ from modelmix_lite.reproduce import (
     data_differs,
     error_breakdown,
     head_to_head,
+    load_or_sweep,
     load_results,
     ours_vs_paper,
     pattern_verdict,
@@ -86,7 +84,6 @@ from modelmix_lite.reproduce import (
     rank_agreement,
     results_path,
     run_diagnostics,
-    run_table,
     seed_spread,
     sweep_folder,
     wilcoxon_table,
@@ -120,27 +117,11 @@ for key, value in describe_environment().items():
 # Table 1 (#1, #2, #4 on MyoPS+MSCMRseg, one seed) into a temporary folder, and keeps no checkpoints there.
 
 # %%
-SMOKE_SWEEP = {1: {"methods": ["#1", "#2", "#4"], "combos": ["myops+mscmr"]}}
-sweep_dir = Path(tempfile.mkdtemp(prefix="modelmix_sweep_")) if retrain or profile == "smoke" else Path(results_dir)
+tables_now = load_or_sweep(numbers, profile, root, results_dir, seed, retrain, sweep_missing)
+results = {n: t.rows for n, t in tables_now.items()}
+out_dirs = {n: t.out_dir for n, t in tables_now.items()}
+sources = {n: t.source for n, t in tables_now.items()}
 empty = pd.DataFrame(columns=list(RESULT_COLUMNS))
-results, out_dirs, sources = {}, {}, {}
-for n in (1, 2, 3):
-    committed = results_path(results_dir, profile, n)
-    if n not in numbers:
-        results[n], out_dirs[n], sources[n] = empty, None, "not requested"
-    elif committed.is_file() and not retrain:
-        results[n], out_dirs[n], sources[n] = load_results(committed), Path(results_dir), f"loaded from {committed}"
-    elif profile == "smoke" and n not in SMOKE_SWEEP:
-        results[n], out_dirs[n], sources[n] = empty, None, "not run (the smoke profile sweeps Table 1 only)"
-    elif profile != "smoke" and not (retrain or sweep_missing):
-        results[n], out_dirs[n] = empty, None
-        sources[n] = f"no recorded results: python -m modelmix_lite reproduce --table {n} --profile {profile}"
-    else:
-        options = SMOKE_SWEEP[n] if profile == "smoke" else {}
-        path = run_table(n, profile, root, sweep_dir, [seed] if profile == "smoke" else None, progress=False,
-                         keep_checkpoints=sweep_dir == Path(results_dir), **options)
-        results[n] = load_results(path) if path.is_file() else empty
-        out_dirs[n], sources[n] = sweep_dir, f"trained now, in {path.parent}"
 all_rows = pd.concat([r for r in results.values() if len(r)] or [empty], ignore_index=True)
 
 provenance_table = pd.DataFrame(

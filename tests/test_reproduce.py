@@ -39,6 +39,7 @@ from modelmix_lite.reproduce import (
     parse_seeds,
     pattern_verdict,
     rank_agreement,
+    results_path,
     run_diagnostics,
     run_dir,
     run_table,
@@ -383,6 +384,20 @@ def test_wilcoxon_against_the_best_baseline_hand_computed():
     assert frame.loc["LV", "n"] == 6 and frame.loc["LV", "p_value"] == pytest.approx(2 / 64)
     assert frame.loc["LV", "statistic"] == 0 and frame.loc["LV", "mean_diff"] == pytest.approx(.035)
     assert frame.loc["Avg", "n"] == 18
+
+
+def test_load_or_sweep_loads_what_is_recorded_and_says_what_is_not(tmp_path):
+    rows = _rows(2, "pce", "mscmr", "mscmr", {"LV": [.5, .7]})
+    path = results_path(tmp_path, "cpu", 2)
+    path.parent.mkdir(parents=True)
+    path.write_text(reproduce.sweep._jsonl(rows))
+    tables = reproduce.load_or_sweep([2, 3], "cpu", tmp_path / "no_data", tmp_path)
+    assert tables[1].source == "not requested" and tables[1].rows.empty and tables[1].out_dir is None
+    assert tables[2].source == f"loaded from {path}" and tables[2].out_dir == tmp_path
+    assert tables[2].rows["dice"].tolist() == [.5, .7]
+    assert tables[3].source == "no recorded results: python -m modelmix_lite reproduce --table 3 --profile cpu"
+    smoke = reproduce.load_or_sweep([2], "smoke", tmp_path / "no_data", tmp_path)
+    assert smoke[2].source == "not run (the smoke profile sweeps Table 1 only)"
 
 
 def test_preset_comparison_pairs_the_released_row_with_its_paper_row():

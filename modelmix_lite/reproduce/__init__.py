@@ -33,6 +33,9 @@ from .sweep import (
     score_run,
     trained_elsewhere,
     run_table,
+    load_or_sweep,
+    SMOKE_SWEEP,
+    TableResults,
 )
 from .compare import (
     annotate,
@@ -82,6 +85,9 @@ __all__ = [
     "score_run",
     "trained_elsewhere",
     "run_table",
+    "load_or_sweep",
+    "SMOKE_SWEEP",
+    "TableResults",
     "annotate",
     "summarize_results",
     "comparison_table",

@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -312,3 +314,52 @@ def run_table(
         record = {"row": entry.row, "method": entry.key, "tasks": entry.combo, "seed": seed, "status": status}
         _update_status(out / folder / "sweep.json", spec.number, name, record)
     return results
+
+
+SMOKE_SWEEP: dict[int, dict[str, list[str]]] = {1: {"methods": ["#1", "#2", "#4"], "combos": ["myops+mscmr"]}}
+"""What the smoke profile sweeps (a minimal Table 1: #1, #2 and #4 on MyoPS+MSCMRseg, one seed)."""
+
+
+@dataclass(frozen=True)
+class TableResults:
+    """One table's rows, the sweep folder its runs live in (None: no runs at hand) and where they came from."""
+
+    rows: pd.DataFrame
+    out_dir: Path | None
+    source: str
+
+
+def load_or_sweep(
+    numbers: Iterable[int], profile: str, data_root: str | Path, results_dir: str | Path, seed: int = 0,
+    retrain: bool = False, sweep_missing: bool = False,
+) -> dict[int, TableResults]:
+    """Tables 1-3 as the tutorial shows them: recorded results where ``results_dir`` holds them, else a sweep.
+
+    Per table: not in ``numbers`` -> empty, "not requested"; recorded in ``results_dir/<profile>/`` (and not
+    ``retrain``) -> loaded; the smoke profile -> :data:`SMOKE_SWEEP` (one ``seed``) swept into a temporary
+    folder; ``retrain`` -> swept into a temporary folder; ``sweep_missing`` -> swept into ``results_dir``;
+    otherwise empty, with the command that records it.
+    """
+    empty = pd.DataFrame(columns=list(RESULT_COLUMNS))
+    temporary = retrain or profile == "smoke"
+    sweep_dir: Path | None = None if temporary else Path(results_dir)  # a temporary one is made when needed
+    out: dict[int, TableResults] = {}
+    for n in (1, 2, 3):
+        committed = results_path(results_dir, profile, n)
+        if n not in numbers:
+            out[n] = TableResults(empty, None, "not requested")
+        elif committed.is_file() and not retrain:
+            out[n] = TableResults(load_results(committed), Path(results_dir), f"loaded from {committed}")
+        elif profile == "smoke" and n not in SMOKE_SWEEP:
+            out[n] = TableResults(empty, None, "not run (the smoke profile sweeps Table 1 only)")
+        elif profile != "smoke" and not (retrain or sweep_missing):
+            out[n] = TableResults(empty, None, f"no recorded results: python -m modelmix_lite reproduce --table {n} "
+                                               f"--profile {profile}")
+        else:
+            sweep_dir = sweep_dir or Path(tempfile.mkdtemp(prefix="modelmix_sweep_"))
+            options = SMOKE_SWEEP[n] if profile == "smoke" else {}
+            path = run_table(n, profile, data_root, sweep_dir, [seed] if profile == "smoke" else None,
+                             progress=False, keep_checkpoints=not temporary, **options)
+            rows = load_results(path) if path.is_file() else empty
+            out[n] = TableResults(rows, sweep_dir, f"trained now, in {path.parent}")
+    return out
