@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
@@ -41,6 +40,7 @@ from .files import write_text_atomic
 from .methods import CORE_PRESETS, METHODS, MethodConfig, check_method_tasks, get_method
 from .objective import ModelMixObjective, build_objective
 from .sampling import STREAM_AUGMENT, TaskData, derive_seed, load_task_data, prepare_batch
+from .viz.results import plot_training_curves as plot_training_curves_figure
 
 
 
@@ -118,35 +118,14 @@ class TermMeter:
 
 
 def plot_training_curves(log_path: str | Path, out_path: str | Path) -> Path:
-    """Plot the loss terms and the validation Dice of a ``log.jsonl`` against the step; save as an image."""
-    rows = rundir.read_log(log_path)
-    train_rows = [r for r in rows if "loss" in r]
-    val_rows = [r for r in rows if "val_dice" in r]
-    fig = Figure(figsize=(11, 4))
-    ax_loss, ax_val = fig.subplots(1, 2)
-    names = [k for k in (train_rows[0] if train_rows else {}) if k not in ("step", "time", "steps_per_s")]
-    for name in names:
-        ax_loss.plot([r["step"] for r in train_rows], [r[name] for r in train_rows], label=name,
-                     lw=2.5 if name == "loss" else 1.2)
-    ax_loss.set(xlabel="step", ylabel="loss term", title="training loss (Eq. 9 and its terms)")
-    if names:
-        ax_loss.legend(fontsize=7, ncol=2)
-    val_keys = [k for k in (val_rows[0] if val_rows else {}) if k.startswith("val_")]
-    for key in val_keys:
-        ax_val.plot([r["step"] for r in val_rows], [r[key] for r in val_rows], "o-", label=key,
-                    lw=2.5 if key == "val_dice" else 1.2)
-    ax_val.set(xlabel="step", ylabel="mean Dice", title="validation Dice", ylim=(0, 1))
-    if val_keys:
-        ax_val.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_path, dpi=110)
+    """Save :func:`~modelmix_lite.viz.results.plot_training_curves` of a ``log.jsonl`` as an image; return its path."""
+    plot_training_curves_figure(rundir.read_log(log_path)).savefig(out_path, dpi=110)
     return Path(out_path)
 
 
 # ----------------------------------------------------------------------------------------------
 # The training loop
 # ----------------------------------------------------------------------------------------------
-
 
 
 def _summed_terms(means: Mapping[str, float]) -> dict[str, str]:

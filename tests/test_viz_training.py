@@ -30,7 +30,7 @@ from modelmix_lite.evaluate import (
 )
 from modelmix_lite.methods import METHODS
 from modelmix_lite.objective import build_objective
-from modelmix_lite.viz import plot_dice_strip, plot_qualitative, plot_validation_curves
+from modelmix_lite.viz import plot_dice_strip, plot_qualitative, plot_training_curves, plot_validation_curves
 
 TASKS = ["myops", "mscmr"]
 
@@ -212,6 +212,20 @@ def test_plot_validation_curves_draws_each_runs_validation_rows() -> None:
     assert mean_b.get_ydata().tolist() == [0.15, 0.3]
     with pytest.raises(DataError, match=r"a: no validation rows"):
         plot_validation_curves({"a": log[log["val_dice"].isna()]})
+
+
+def test_plot_training_curves_draws_a_runs_terms_and_its_validation_when_it_has_one() -> None:
+    rows = [{"step": 2, "loss": 1.0, "inv/myops": -0.5, "inv/mscmr": -0.4, "sup/myops": 1.2, "steps_per_s": 3.0},
+            {"step": 4, "loss": 0.8, "inv/myops": -0.6, "inv/mscmr": -0.5, "sup/myops": 1.0, "steps_per_s": 3.0},
+            {"step": 4, "val_myops": 0.2, "val_mscmr": 0.4, "val_dice": 0.3}]
+    fig = plot_training_curves(rows)
+    titles = [ax.get_title() for ax in fig.axes if ax.axison]
+    assert titles == ["total (Eq. 9)", "inv", "sup", "MyoPS 2020 (bSSFP + LGE + T2)", "MSCMRseg (LGE)",
+                      "mean over tasks"]
+    assert fig.axes[0].lines[0].get_ydata().tolist() == [1.0, 0.8]
+    assert [line.get_label() for line in fig.axes[1].lines] == ["myops", "mscmr"]
+    no_validation = plot_training_curves(rows[:2])  # a run with val_every=0
+    assert [ax.get_title() for ax in no_validation.axes] == ["total (Eq. 9)", "inv", "sup"]
 
 
 def test_plot_dice_strip_draws_a_dot_per_volume_and_a_bar_at_the_mean() -> None:

@@ -60,6 +60,7 @@ from .mixing import (
 )
 from .results import (
     plot_loss_terms,
+    plot_training_curves,
     QUALITATIVE_SEQUENCES,
     plot_validation_curves,
     plot_dice_strip,
@@ -103,6 +104,7 @@ __all__ = [
     "plot_drift_curves",
     "plot_drift_heatmap",
     "plot_loss_terms",
+    "plot_training_curves",
     "QUALITATIVE_SEQUENCES",
     "plot_validation_curves",
     "plot_dice_strip",

@@ -6,7 +6,7 @@ Every figure function returns its :class:`matplotlib.figure.Figure`; nothing is 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib import MatplotlibDeprecationWarning
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..data.geometry import heart_window, middle_slice
@@ -36,15 +37,71 @@ def plot_loss_terms(log: str | Path | pd.DataFrame) -> Figure:
     if "loss" not in frame:
         raise DataError(f"{log if not isinstance(log, pd.DataFrame) else 'log'}: no training rows (no 'loss' column)")
     frame = frame[frame["loss"].notna()]
-    terms = list(dict.fromkeys(c.split("/")[0] for c in frame.columns if "/" in c))
+    terms = _loss_terms(frame)
     fig, axes = plt.subplots(1, len(terms) + 1, figsize=(3.2 * (len(terms) + 1), 3.0), squeeze=False)
-    axes[0, 0].plot(frame["step"], frame["loss"], color="k", lw=2)
-    axes[0, 0].set(title="total (Eq. 9)", xlabel="step")
-    for ax, term in zip(axes[0, 1:], terms):
+    _draw_loss_terms(axes[0], frame, terms)
+    fig.tight_layout()
+    return fig
+
+
+def _loss_terms(frame: pd.DataFrame) -> list[str]:
+    """The loss terms of a log's training rows: the ``term`` of every ``"term/task"`` column, in order."""
+    return list(dict.fromkeys(c.split("/")[0] for c in frame.columns if "/" in c))
+
+
+def _draw_loss_terms(axes: Sequence[Axes], frame: pd.DataFrame, terms: Sequence[str]) -> None:
+    """The total on ``axes[0]``, then one panel per term with a line per task."""
+    axes[0].plot(frame["step"], frame["loss"], color="k", lw=2)
+    axes[0].set(title="total (Eq. 9)", xlabel="step")
+    for ax, term in zip(axes[1:], terms):
         for column in [c for c in frame.columns if c.startswith(f"{term}/")]:
             ax.plot(frame["step"], frame[column], marker=".", label=column.split("/", 1)[1])
         ax.set(title=term, xlabel="step")
         ax.legend(fontsize=7, frameon=False)
+
+
+def _validation_keys(frames: Mapping[str, pd.DataFrame]) -> list[str]:
+    """The ``val_{task}`` columns of the validation rows, then ``val_dice`` (their mean)."""
+    tasks = [c for f in frames.values() for c in f.columns if c.startswith("val_") and c != "val_dice"]
+    return [*dict.fromkeys(tasks), "val_dice"]
+
+
+def _draw_validation(axes: Sequence[Axes], frames: Mapping[str, pd.DataFrame], keys: Sequence[str]) -> None:
+    """One panel per key (a task's validation Dice, then the mean), one line per run."""
+    colors = _method_colors(list(frames))
+    for ax, key in zip(axes, keys):
+        for name, frame in frames.items():
+            if key in frame:
+                ax.plot(frame["step"], frame[key], "o-", color=colors[name], label=name)
+        title = "mean over tasks" if key == "val_dice" else get_task(key.removeprefix("val_")).title
+        ax.set(title=title, xlabel="step", ylim=(0, 1))
+    axes[0].set_ylabel("validation Dice (3-D, mean)")
+    axes[len(keys) - 1].legend(frameon=False, fontsize=8)
+
+
+def plot_training_curves(log: Sequence[Mapping] | pd.DataFrame) -> Figure:
+    """One run's log as ``train`` saves it (``training_curves.png``): its loss terms (:func:`plot_loss_terms`'s
+    panels) and, when it validated, its validation Dice (:func:`plot_validation_curves`'s panels) below.
+
+    Args:
+        log: the rows of a run's log (:func:`~modelmix_lite.rundir.read_log`) or a frame of them.
+    Returns:
+        A :class:`~matplotlib.figure.Figure` made without pyplot, so a training process keeps no figure state.
+    """
+    frame = pd.DataFrame(list(log)) if not isinstance(log, pd.DataFrame) else log
+    train_rows = frame[frame["loss"].notna()] if "loss" in frame else frame.iloc[:0]
+    val_rows = frame[frame["val_dice"].notna()] if "val_dice" in frame else frame.iloc[:0]
+    terms = _loss_terms(train_rows)
+    keys = _validation_keys({"run": val_rows}) if len(val_rows) else []
+    n = max(len(terms) + 1, len(keys), 1)
+    fig = Figure(figsize=(3.2 * n, 3.2 * (1 + bool(keys))))
+    axes = fig.subplots(1 + bool(keys), n, squeeze=False)
+    if len(train_rows):
+        _draw_loss_terms(axes[0], train_rows, terms)
+    if keys:
+        _draw_validation(axes[1], {"run": val_rows}, keys)
+    for ax in [*axes[0][len(terms) + 1:], *(axes[1][len(keys):] if keys else [])]:
+        ax.set_axis_off()
     fig.tight_layout()
     return fig
 
@@ -71,17 +128,9 @@ def plot_validation_curves(logs: Mapping[str, str | Path | pd.DataFrame]) -> Fig
         if "val_dice" not in frame or frame["val_dice"].isna().all():
             raise DataError(f"{name if isinstance(log, pd.DataFrame) else log}: no validation rows (no 'val_dice')")
         frames[name] = frame[frame["val_dice"].notna()]
-    tasks = [c for f in frames.values() for c in f.columns if c.startswith("val_") and c != "val_dice"]
-    keys, colors = [*dict.fromkeys(tasks), "val_dice"], _method_colors(list(frames))
+    keys = _validation_keys(frames)
     fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3.2), sharey=True, squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        for name, frame in frames.items():
-            if key in frame:
-                ax.plot(frame["step"], frame[key], "o-", color=colors[name], label=name)
-        title = "mean over tasks" if key == "val_dice" else get_task(key.removeprefix("val_")).title
-        ax.set(title=title, xlabel="step", ylim=(0, 1))
-    axes[0, 0].set_ylabel("validation Dice (3-D, mean)")
-    axes[0, -1].legend(frameon=False, fontsize=8)
+    _draw_validation(axes[0], frames, keys)
     fig.tight_layout()
     return fig
 
