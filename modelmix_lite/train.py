@@ -20,6 +20,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -219,18 +220,35 @@ def train(
         return _train(config, data_root, out_dir, method, tasks, overwrite, resume, progress, cache_dir)
 
 
-def _train(
-    config: TrainConfig,
-    data_root: str | Path,
-    out_dir: str | Path,
-    method: str | MethodConfig,
-    tasks: str | Sequence[str],
-    overwrite: bool,
-    resume: bool,
-    progress: bool,
-    cache_dir: str | Path | None,
-) -> Path:
-    """:func:`train` inside the run directory's lock."""
+@dataclass
+class _Session:
+    """What one training holds while it runs: the run, its data, the model, the optimizer and the counters."""
+
+    config: TrainConfig
+    method: MethodConfig
+    tasks: list[str]
+    out: Path
+    device: torch.device
+    rank: int
+    world: int
+    data: dict[str, TaskData]
+    objective: ModelMixObjective
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    generators: dict[str, torch.Generator]
+    steps: int
+    step: int = 0
+    best: float = -math.inf
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1 or self.net is not self.objective
+
+
+def _setup(config: TrainConfig, data_root: str | Path, out_dir: str | Path, method: str | MethodConfig,
+           tasks: str | Sequence[str], overwrite: bool, resume: bool, cache_dir: str | Path | None) -> _Session:
+    """Check the options and the run directory, load the data, build the objective and optimizer, then resume
+    from ``last.pt`` or start the run directory (``config.json``, ``split.json``, ``data.json``)."""
     method = get_method(method) if isinstance(method, str) else method
     tasks = [t.strip().lower() for t in (tasks.split(",") if isinstance(tasks, str) else tasks)]
     for task in tasks:
@@ -252,7 +270,6 @@ def _train(
     if config.epochs:
         pool = max(sum(len(s.pool) for s in td.samplers.values()) for td in data.values())
         steps = math.ceil(config.epochs * pool / config.batch_size)
-
     priors = {t: td.prior for t, td in data.items() if td.prior is not None}
     objective = build_objective(config, method, tasks, device, rank, priors)
     optimizer = torch.optim.Adam(objective.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -262,95 +279,129 @@ def _train(
     if resume:
         step, best = _restore(out / "last.pt", objective, optimizer, data, generators, rank, world)
         if rank == 0:
-            rundir.truncate_log(out / "log.jsonl", step)
+            rundir.truncate_log(out / rundir.LOG, step)
     elif rank == 0:
         _start_run_dir(out, method, tasks, config, data)
         record = {"data_root": str(Path(root).absolute()), "data_fingerprint": data_fingerprint(root, tasks)}
         write_text_atomic(out / DATA_RECORD, json.dumps(record, indent=2))
     net = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None) \
-        if distributed else objective
+        if distributed else objective  # wrapped after the restore, as DDP broadcasts rank 0's weights
+    return _Session(config, method, tasks, out, device, rank, world, data, objective, net, optimizer, generators,
+                    steps, step, best)
 
-    def checkpoint_state() -> dict:
-        rng = _gather(rng_state(generators), world)
-        return {
-            "model": objective.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "best": best,
-            "rng": rng,
-            "samplers": {t: {k: s.state_dict() for k, s in data[t].samplers.items()} for t in tasks},
-            "method": method.name,
-            "tasks": tasks,
-            "config": config_to_dict(config),
-            "replicas": _gather(replica_digest(objective), world),
-        }
 
-    def write_log(row: dict) -> None:
-        if rank == 0:
-            with open(out / "log.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
+def _optimizer_step(s: _Session, loss: Tensor) -> None:
+    """Backward, the scheduled learning rate, one Adam step; an update that overflows is a FloatingPointError."""
+    s.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    for group in s.optimizer.param_groups:
+        group["lr"] = learning_rate(s.step, s.steps, s.config)
+    try:
+        s.optimizer.step()
+    except RuntimeError as err:  # e.g. lr=1e38: the update itself overflows float32
+        if "overflow" not in str(err):
+            raise
+        raise FloatingPointError(f"non-finite update at step {s.step + 1}: the optimizer step overflows "
+                                 f"(lr {s.config.lr:g}); last good checkpoint: {_last_good(s.out)}") from None
 
+
+def _write_log(s: _Session, row: dict) -> None:
+    if s.rank == 0:
+        with open(s.out / rundir.LOG, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def _log_interval(s: _Session, meter: TermMeter, since: float, bar: tqdm) -> None:
+    """The interval's mean terms into the log and the bar; a non-finite one is a FloatingPointError naming it."""
+    n_steps = meter.count
+    means, failure = meter.read(s.world)
+    if failure is not None:
+        raise FloatingPointError(f"non-finite loss at step {failure[0]}: term {failure[1]!r}; "
+                                 f"last good checkpoint: {_last_good(s.out)}")
+    _write_log(s, {"step": s.step, **means, "steps_per_s": round(n_steps / max(time.perf_counter() - since, 1e-9), 3)})
+    bar.set_postfix(_summed_terms(means), refresh=False)
+
+
+def _validate_and_keep_best(s: _Session) -> None:
+    """Validation Dice into the log (rank 0); a new best mean is saved as ``best.pt`` and shared with the ranks."""
+    if s.rank == 0:
+        scores = _validate(s.objective, s.data, s.config, s.device)
+        _write_log(s, {"step": s.step, **scores})
+        if scores["val_dice"] > s.best:
+            s.best = scores["val_dice"]
+            save_checkpoint({"model": s.objective.state_dict(), "step": s.step, "val": scores,
+                             "method": s.method.name, "tasks": s.tasks, "config": config_to_dict(s.config)},
+                            s.out / "best.pt")
+    if s.distributed:
+        best = [s.best]
+        dist.broadcast_object_list(best)
+        s.best = best[0]
+
+
+def _checkpoint(s: _Session) -> None:
+    """``last.pt``: the whole state (model, optimizer, counters, every random stream and sampler of every rank)."""
+    state = {
+        "model": s.objective.state_dict(),
+        "optimizer": s.optimizer.state_dict(),
+        "step": s.step,
+        "best": s.best,
+        "rng": _gather(rng_state(s.generators), s.world),
+        "samplers": {t: {k: sampler.state_dict() for k, sampler in s.data[t].samplers.items()} for t in s.tasks},
+        "method": s.method.name,
+        "tasks": s.tasks,
+        "config": config_to_dict(s.config),
+        "replicas": _gather(replica_digest(s.objective), s.world),
+    }
+    if s.rank == 0:
+        save_checkpoint(state, s.out / "last.pt")
+    if len({tuple(d.tolist()) for d in state["replicas"]}) > 1:
+        raise RuntimeError(f"DDP replicas diverged by step {s.step}: parameter sums differ between ranks")
+
+
+def _train(
+    config: TrainConfig,
+    data_root: str | Path,
+    out_dir: str | Path,
+    method: str | MethodConfig,
+    tasks: str | Sequence[str],
+    overwrite: bool,
+    resume: bool,
+    progress: bool,
+    cache_dir: str | Path | None,
+) -> Path:
+    """:func:`train` inside the run directory's lock: set up, then step, log, validate, checkpoint."""
+    s = _setup(config, data_root, out_dir, method, tasks, overwrite, resume, cache_dir)
     meter: TermMeter | None = None
-    bar = tqdm(total=steps, initial=step, desc=f"{method.name} {'+'.join(tasks)}", disable=not progress or rank)
-    autocast = torch.autocast(device.type, torch.bfloat16, enabled=config.amp and device.type == "cuda")
-    tick = time.perf_counter()
-    objective.train()
+    bar = tqdm(total=s.steps, initial=s.step, desc=f"{s.method.name} {'+'.join(s.tasks)}",
+               disable=not progress or s.rank)
+    autocast = torch.autocast(s.device.type, torch.bfloat16, enabled=config.amp and s.device.type == "cuda")
+    since = time.perf_counter()
+    s.objective.train()
     try:  # the bar is closed on an error too, so the error prints on a line of its own
-        while step < steps:
-            batches = {t: prepare_batch(data[t].next_batch(), augment_rng, config, device) for t in tasks}
+        while s.step < s.steps:
+            batches = {t: prepare_batch(s.data[t].next_batch(), s.generators["augment"], config, s.device)
+                       for t in s.tasks}
             with autocast:
-                loss, terms = net(batches)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, steps, config)
-            try:
-                optimizer.step()
-            except RuntimeError as err:  # e.g. lr=1e38: the update itself overflows float32
-                if "overflow" not in str(err):
-                    raise
-                raise FloatingPointError(f"non-finite update at step {step + 1}: the optimizer step overflows "
-                                         f"(lr {config.lr:g}); last good checkpoint: {_last_good(out)}") from None
-            step += 1
+                loss, terms = s.net(batches)
+            _optimizer_step(s, loss)
+            s.step += 1
             if meter is None:
-                meter = TermMeter([*terms, "loss"], device)  # terms first: a NaN is reported by its source
-            meter.update(step, [*terms.values(), loss])
+                meter = TermMeter([*terms, "loss"], s.device)  # terms first: a NaN is reported by its source
+            meter.update(s.step, [*terms.values(), loss])
             bar.update()
-            at_end = step == steps
-            if step % config.log_every == 0 or step % config.ckpt_every == 0 or at_end:
-                n_steps = meter.count
-                means, failure = meter.read(world)
-                if failure is not None:
-                    raise FloatingPointError(f"non-finite loss at step {failure[0]}: term {failure[1]!r}; "
-                                             f"last good checkpoint: {_last_good(out)}")
-                now = time.perf_counter()
-                write_log({"step": step, **means, "steps_per_s": round(n_steps / max(now - tick, 1e-9), 3)})
-                tick = now
-                bar.set_postfix(_summed_terms(means), refresh=False)
-            if config.val_every and (step % config.val_every == 0 or at_end):
-                if rank == 0:
-                    scores = _validate(objective, data, config, device)
-                    write_log({"step": step, **scores})
-                    if scores["val_dice"] > best:
-                        best = scores["val_dice"]
-                        save_checkpoint({"model": objective.state_dict(), "step": step, "val": scores,
-                                         "method": method.name, "tasks": tasks, "config": config_to_dict(config)},
-                                        out / "best.pt")
-                if distributed:
-                    best_list = [best]
-                    dist.broadcast_object_list(best_list)
-                    best = best_list[0]
-            if step % config.ckpt_every == 0 or at_end:
-                state = checkpoint_state()
-                if rank == 0:
-                    save_checkpoint(state, out / "last.pt")
-                if len({tuple(d.tolist()) for d in state["replicas"]}) > 1:
-                    raise RuntimeError(f"DDP replicas diverged by step {step}: parameter sums differ between ranks")
+            at_end = s.step == s.steps
+            if s.step % config.log_every == 0 or s.step % config.ckpt_every == 0 or at_end:
+                _log_interval(s, meter, since, bar)
+                since = time.perf_counter()
+            if config.val_every and (s.step % config.val_every == 0 or at_end):
+                _validate_and_keep_best(s)
+            if s.step % config.ckpt_every == 0 or at_end:
+                _checkpoint(s)
     finally:
         bar.close()
-    if rank == 0 and (out / "log.jsonl").is_file():
-        plot_training_curves(out / "log.jsonl", out / "training_curves.png")
-    return out
+    if s.rank == 0 and (s.out / rundir.LOG).is_file():
+        plot_training_curves(s.out / rundir.LOG, s.out / rundir.CURVES)
+    return s.out
 
 
 # ----------------------------------------------------------------------------------------------
