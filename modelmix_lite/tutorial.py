@@ -7,7 +7,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -16,12 +16,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .checkpoints import load_checkpoint
 from .config import PROFILES, TrainConfig, config_to_dict, pick_device
 from .data.phantom import ensure_phantom
 from .data.tasks import TASKS
 from .errors import ConfigError, DataError
 from .evaluate import RUN_PROVENANCE, data_fingerprint, finished_run
 from .files import write_text_atomic
+from .rundir import Run, read_json
 from .train import train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -193,3 +195,29 @@ def train_or_load(
             "device": str(pick_device(config.device)), "environment": describe_environment()}
     write_text_atomic(run / RUN_PROVENANCE, json.dumps(info, indent=2))
     return True
+
+
+def write_provenance(folder: Path, runs: Mapping[str, Path], trained: Mapping[str, bool], **settings: object) -> dict:
+    """Record what produced a notebook's numbers in ``folder/provenance.json``; return the record.
+
+    The record holds ``settings`` (profile, seed, tasks, split, data root...), the environment
+    (:func:`describe_environment`) and, per run label, its directory, whether this session trained it, its
+    :data:`~modelmix_lite.evaluate.RUN_PROVENANCE` (data fingerprint, wall time, device), the step of its
+    ``best.pt`` and its ``config.json`` record.
+    """
+    record = {
+        **{key: str(value) if isinstance(value, Path) else value for key, value in settings.items()},
+        "environment": describe_environment(),
+        "runs": {
+            label: {
+                "dir": str(run),
+                "trained_now": trained[label],
+                **read_json(run / RUN_PROVENANCE),
+                "best_step": load_checkpoint(run / "best.pt")["step"],
+                "config": Run(run).record,
+            }
+            for label, run in runs.items()
+        },
+    }
+    write_text_atomic(folder / RUN_PROVENANCE, json.dumps(record, indent=2))
+    return record

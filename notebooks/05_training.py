@@ -70,7 +70,6 @@ import torch
 from IPython.display import Markdown
 
 from modelmix_lite import tutorial, viz
-from modelmix_lite.checkpoints import load_checkpoint
 from modelmix_lite.config import pick_device, resolve_config
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.evaluate import (
@@ -83,7 +82,7 @@ from modelmix_lite.evaluate import (
 )
 from modelmix_lite.methods import CORE_PRESETS, METHODS
 from modelmix_lite.metrics import summarize
-from modelmix_lite.rundir import Run, read_json, run_name
+from modelmix_lite.rundir import read_json, run_name
 
 on_phantom = data_root is None
 profile = tutorial.resolve_profile(profile)
@@ -265,26 +264,10 @@ for task in tasks:
 # the step of its best checkpoint and whether this session trained or loaded it.
 
 # %%
-provenance = {
-    "profile": profile,
-    "seed": seed,
-    "tasks": tasks,
-    "eval_split": eval_split,
-    "data_root": str(root),
-    "data_fingerprint": read_json(runs[labels["4"]] / RUN_PROVENANCE)["data_fingerprint"],
-    "environment": tutorial.describe_environment(),
-    "runs": {
-        label: {
-            "dir": str(run),
-            "trained_now": trained[label],
-            **read_json(run / RUN_PROVENANCE),
-            "best_step": load_checkpoint(run / "best.pt")["step"],
-            "config": Run(run).record,
-        }
-        for label, run in runs.items()
-    },
-}
-(runs_root / "provenance.json").write_text(json.dumps(provenance, indent=2))
+provenance = tutorial.write_provenance(
+    runs_root, runs, trained, profile=profile, seed=seed, tasks=tasks, eval_split=eval_split, data_root=root,
+    data_fingerprint=read_json(runs[labels["4"]] / RUN_PROVENANCE)["data_fingerprint"],
+)
 print(json.dumps({**provenance, "runs": {label: {k: v for k, v in run.items() if k != "config"}
                                          for label, run in provenance["runs"].items()}}, indent=2))
 print(f"full record, with each run's configuration: {runs_root / 'provenance.json'}")

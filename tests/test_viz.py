@@ -229,6 +229,26 @@ def test_phantom_dir_keeps_presets_and_seeds_apart() -> None:
     assert tutorial.phantom_dir("smoke", 2).name == "phantom_smoke_seed2"
 
 
+def test_write_provenance_records_settings_environment_and_each_run(tmp_path: Path) -> None:
+    import json
+
+    from modelmix_lite.checkpoints import save_checkpoint
+
+    run = tmp_path / "ablation4_paper"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"method": "#4", "tasks": ["myops"], "config": {"seed": 3}}))
+    (run / "provenance.json").write_text(json.dumps({"data_fingerprint": "abc", "wall_s": 12.5}))
+    save_checkpoint({"step": 40}, run / "best.pt")
+    record = tutorial.write_provenance(tmp_path, {"ModelMix": run}, {"ModelMix": False}, profile="cpu",
+                                       data_root=tmp_path / "data")
+    assert record["profile"] == "cpu" and record["data_root"] == str(tmp_path / "data")
+    assert record["runs"]["ModelMix"] == {"dir": str(run), "trained_now": False, "data_fingerprint": "abc",
+                                          "wall_s": 12.5, "best_step": 40,
+                                          "config": {"method": "#4", "tasks": ["myops"], "config": {"seed": 3}}}
+    assert set(record["environment"]) >= {"python", "torch", "commit"}
+    assert json.loads((tmp_path / "provenance.json").read_text()) == record
+
+
 def test_describe_environment_names_versions_and_device() -> None:
     info = tutorial.describe_environment()
     assert info["torch"] == tutorial.torch.__version__
