@@ -79,19 +79,20 @@ def evaluate(argv: list[str]) -> int:
                         help="data root (default: the one the run was trained on, from its data.json)")
     parser.add_argument("--split", choices=("val", "test"), default="test", help="split to score (default: test)")
     parser.add_argument("--checkpoint", default="best.pt", help="checkpoint file in the run (default: best.pt)")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto: as train)")
     parser.add_argument("--largest-cc", action="store_true", help="keep the largest connected component per class")
     parser.add_argument("--undefined-hd", choices=("nan", "diagonal"), default="nan",
                         help="HD where exactly one side is empty: nan (left out; tables show the count) or diagonal "
                              "(the volume's diagonal in mm, the usual penalty) (default: nan)")
     parser.add_argument("--csv", type=Path, help="also write the per-volume rows to this CSV file")
     args = parser.parse_args(argv)
+    from .config import pick_device
     from .evaluate import evaluate_run, paper_table
 
     writable = args.csv is None or (args.csv.parent.is_dir() and os.access(args.csv.parent, os.W_OK))
     if not writable or args.csv is not None and args.csv.is_dir():
         raise ConfigError(f"--csv {args.csv}: cannot write there (no such writable folder, or a folder)")
-    rows = evaluate_run(args.run, args.data, args.split, args.checkpoint, args.device, args.largest_cc,
+    rows = evaluate_run(args.run, args.data, args.split, args.checkpoint, pick_device(args.device), args.largest_cc,
                         undefined_hd=args.undefined_hd)
     rule = {"nan": "undefined HD left out, (k/N): over k of N volumes",
             "diagonal": "undefined HD = the volume's diagonal"}[args.undefined_hd]
@@ -121,15 +122,16 @@ def predict(argv: list[str]) -> int:
     parser.add_argument("--task", choices=list(TASKS), help="task model to use (default: the run's first task)")
     parser.add_argument("--out", type=Path, required=True, help="folder for <subject>_pred.nii.gz files")
     parser.add_argument("--checkpoint", default="best.pt", help="checkpoint file in the run (default: best.pt)")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (default auto: as train)")
     parser.add_argument("--largest-cc", action="store_true", help="keep the largest connected component per class")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the *_pred.nii.gz files already in --out (other files are left alone)")
     args = parser.parse_args(argv)
+    from .config import pick_device
     from .evaluate import predict_run
 
     written = predict_run(args.run, args.out, args.task, args.input, args.data, args.split, args.checkpoint,
-                          args.device, args.largest_cc, overwrite=args.overwrite)
+                          pick_device(args.device), args.largest_cc, overwrite=args.overwrite)
     for path in written:
         print(path)
     return 0
