@@ -175,14 +175,12 @@ only with the constant learning rate: the cosine schedule depends on the run's l
 
 
 def read_run_config(path: Path) -> dict:
-    """A run's ``config.json`` record (``method``, ``tasks``, ``config``); :class:`ConfigError` naming the file if it
-    is missing, not JSON or not such a record."""
+    """A run's ``config.json`` record (``method``, ``tasks``, ``config``) to resume from; :class:`ConfigError`
+    naming the file if it is missing (:func:`read_json`), not JSON or not such a record."""
     try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: missing; the run directory was not written by train") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid JSON ({err}); cannot resume from it") from None
+        record = read_json(path)
+    except DataError as err:
+        raise ConfigError(f"{err}; cannot resume from it") from None
     if not (isinstance(record, dict) and isinstance(record.get("method"), str) and isinstance(record.get("tasks"), list)
             and isinstance(record.get("config"), dict)):
         raise ConfigError(f"{path}: not a run configuration (expected method, tasks and config); cannot resume")

@@ -41,7 +41,7 @@ from .files import write_text_atomic
 from .methods import CORE_PRESETS, METHODS, MethodConfig, check_method_tasks, get_method
 from .objective import ModelMixObjective, build_objective
 from .sampling import STREAM_AUGMENT, TaskData, derive_seed, load_task_data, prepare_batch
-from .viz.results import plot_training_curves as plot_training_curves_figure
+from .viz.results import plot_training_curves
 
 
 
@@ -116,12 +116,6 @@ class TermMeter:
         first = min(range(len(bad_list)), key=bad_list.__getitem__)
         failure = None if bad_list[first] == torch.iinfo(torch.long).max else (bad_list[first], self.names[first])
         return dict(zip(self.names, means)), failure
-
-
-def plot_training_curves(log_path: str | Path, out_path: str | Path) -> Path:
-    """Save :func:`~modelmix_lite.viz.results.plot_training_curves` of a ``log.jsonl`` as an image; return its path."""
-    plot_training_curves_figure(rundir.read_log(log_path)).savefig(out_path, dpi=110)
-    return Path(out_path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -400,7 +394,7 @@ def _train(
     finally:
         bar.close()
     if s.rank == 0 and (s.out / rundir.LOG).is_file():
-        plot_training_curves(s.out / rundir.LOG, s.out / rundir.CURVES)
+        plot_training_curves(rundir.read_log(s.out)).savefig(s.out / rundir.CURVES, dpi=110)
     return s.out
 
 
