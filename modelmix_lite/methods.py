@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .data.tasks import UNANNOTATED
 from .errors import ConfigError
-from .mixing import MIN_ALPHA
+from .draws import MIN_ALPHA
 
 
 def _check_choice(option: str, value: object, choices: tuple) -> None:
@@ -115,8 +115,8 @@ class CoreConfig:
         _check_choice("encoder_bn", self.encoder_bn, ("per_task", "shared"))
         if not self.lambda_alpha >= MIN_ALPHA:
             raise ConfigError(f"lambda_alpha: Beta concentration must be >= {MIN_ALPHA}, got {self.lambda_alpha!r}")
-        if not self.mixup_alpha > 0:
-            raise ConfigError(f"mixup_alpha: Beta concentration must be > 0, got {self.mixup_alpha!r}")
+        if not self.mixup_alpha >= MIN_ALPHA:
+            raise ConfigError(f"mixup_alpha: Beta concentration must be >= {MIN_ALPHA}, got {self.mixup_alpha!r}")
         if not 0.0 <= self.cutout_p <= 1.0:
             raise ConfigError(f"cutout_p: must be in [0, 1], got {self.cutout_p!r}")
         if not 0.0 < self.cutout_size < 1.0:

@@ -24,6 +24,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .draws import MIN_ALPHA, sample_beta
 from .errors import ConfigError
 from .models import UNet
 
@@ -32,10 +33,6 @@ LAMS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 DRIFT_POINTS: tuple[str, ...] = ("conv", "bn", "relu", "block", "encoder", "logits")
 """Where :func:`linearity_drift` measures, in forward order from the mixed conv."""
-
-MIN_ALPHA: float = 0.05
-"""Smallest α that :func:`sample_lambda` accepts: below it both float64 Gamma draws can underflow to 0."""
-
 
 @dataclass(frozen=True)
 class MixableLayer:
@@ -91,22 +88,12 @@ def printed_bias_mix(b_i: torch.Tensor, b_j: torch.Tensor, lam: float | torch.Te
 def sample_lambda(
     alpha: float, device: torch.device | str, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """λ ~ Beta(α, α) as a 0-d float32 tensor on ``device``, with no host↔device sync.
-
-    λ = X / (X + Y) with X, Y ~ Gamma(α, 1) drawn in float64 by one ``torch._standard_gamma`` call.
-    With ``generator=None`` the draw happens on ``device`` (its default RNG); otherwise on the
-    generator's device (e.g. a seeded CPU generator for reproducibility), and the result is copied
-    to ``device`` with ``non_blocking=True``. Nothing is read back to the host either way.
+    """Eq. 5's λ ~ Beta(α, α): one :func:`~modelmix_lite.draws.sample_beta` draw, a 0-d float32 tensor on ``device``.
 
     Raises:
         ConfigError: unless ``alpha >= MIN_ALPHA``.
     """
-    if not alpha >= MIN_ALPHA:
-        raise ConfigError(f"alpha: the Beta(α, α) parameter must be >= {MIN_ALPHA}, got {alpha!r}")
-    where = generator.device if generator is not None else torch.device(device)
-    concentration = torch.full((2,), float(alpha), dtype=torch.float64, device=where)
-    x, y = torch._standard_gamma(concentration, generator=generator)
-    return (x / (x + y)).float().to(device, non_blocking=True)
+    return sample_beta(alpha, (), device, generator)
 
 
 def random_layer(layers: Sequence[MixableLayer], generator: torch.Generator | None = None) -> MixableLayer:

@@ -17,12 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .data.tasks import UNANNOTATED
+from .draws import sample_beta
 from .errors import ConfigError, DataError
 
 
@@ -129,19 +129,6 @@ def apply_cutout(
 # ----------------------------------------------------------------------------------------------
 
 
-def sample_beta(alpha: float, n: int, generator: torch.Generator | None = None) -> Tensor:
-    """``n`` draws from ``Beta(a, a)``, reproducible from a ``torch.Generator``.
-
-    torch cannot draw Beta variates from a generator, so a numpy generator is seeded from it. That
-    happens on the host: free with a CPU generator (as in training); a device generator's seed draw
-    is read back, one sync. Returns a float32 CPU tensor ``(n,)``.
-    """
-    if not alpha > 0:
-        raise ConfigError(f"alpha: Beta concentration must be > 0, got {alpha}")
-    seed = int((_uniform((1,), generator) * 2**62).long())
-    return torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, n)).float()
-
-
 def partner_index(batch: int, generator: torch.Generator | None = None, scheme: str = "derangement") -> Tensor:
     """Index of each sample's mixup partner within the same batch.
 
@@ -179,7 +166,7 @@ def mixup(
     _check_image(x1, "x1")
     if x2.shape != x1.shape:
         raise DataError(f"x2: shape {tuple(x2.shape)} does not match x1 {tuple(x1.shape)}")
-    lam = to_device(sample_beta(alpha, x1.shape[0], generator), x1.device).to(x1.dtype).view(-1, 1, 1, 1)
+    lam = sample_beta(alpha, (x1.shape[0],), x1.device, generator).to(x1.dtype).view(-1, 1, 1, 1)
     return lam * x1 + (1 - lam) * x2, lam
 
 

@@ -76,8 +76,8 @@ from modelmix_lite.perturb import (
     mixup,
     partner_index,
     rotate,
-    sample_beta,
 )
+from modelmix_lite.draws import sample_beta
 from modelmix_lite.viz import (
     plot_augmentations,
     plot_beta_densities,
@@ -191,11 +191,11 @@ cut_stats.style.format({"hit scribbled foreground": "{:.1%}", "foreground px rel
 # The paper does not give $a$; the released code uses $a = 0.5$, one $\alpha$ per sample. The shape of
 # $\mathrm{Beta}(a, a)$ decides what the mixed images look like: for $a < 1$ the density is U-shaped, so many
 # mixes are *nearly* one of the two images with a faint ghost of the other; $a = 1$ is uniform; $a > 1$
-# concentrates at half-and-half blends. The histogram checks `modelmix_lite.perturb.sample_beta`, the
-# sampler `modelmix_lite.perturb.mixup` uses, against the density.
+# concentrates at half-and-half blends. The histogram checks `modelmix_lite.draws.sample_beta`, the
+# one Beta sampler that `modelmix_lite.perturb.mixup` and Eq. 5 both use, against the density.
 
 # %%
-draws = sample_beta(mixup_concentration, 20_000, generator)
+draws = sample_beta(mixup_concentration, (20_000,), "cpu", generator)
 fig = plot_beta_densities((0.2, 0.5, 1.0, 2.0, 5.0), samples={mixup_concentration: draws})
 extreme = 2 * beta_distribution.cdf(0.1, mixup_concentration, mixup_concentration)
 tutorial.glue("beta_a", mixup_concentration)

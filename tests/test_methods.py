@@ -57,7 +57,7 @@ def test_unknown_preset_lists_known_names():
         ({"dice_on": "some"}, r"^dice_on: 'some' is not one of 'annotated', 'all'$"),
         ({"pairs": "random"}, r"^pairs: 'random' is not one of 'all', 'first'$"),
         ({"lambda_alpha": 0.01}, r"^lambda_alpha: Beta concentration must be >= 0.05, got 0.01$"),
-        ({"mixup_alpha": 0.0}, r"^mixup_alpha: Beta concentration must be > 0"),
+        ({"mixup_alpha": 0.0}, r"^mixup_alpha: Beta concentration must be >= 0.05"),
         ({"cutout_p": 1.5}, r"^cutout_p: must be in \[0, 1\]"),
         ({"cutout_label_fill": 3}, r"^cutout_label_fill: 3 is not one of 0, 255$"),
     ],

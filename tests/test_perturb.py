@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from modelmix_lite.data.tasks import UNANNOTATED
+from modelmix_lite.draws import sample_beta
 from modelmix_lite.errors import ConfigError, DataError
 from modelmix_lite.perturb import (
     apply_cutout,
@@ -13,7 +14,6 @@ from modelmix_lite.perturb import (
     partner_index,
     rotate,
     rotate_labels,
-    sample_beta,
     to_device,
 )
 
@@ -119,7 +119,7 @@ def test_mixup_is_a_per_sample_convex_combination():
     torch.testing.assert_close(x, lam * x1 + (1 - lam) * x2)
     x_again, lam_again = mixup(x1, x2, 0.5, gen())
     assert torch.equal(lam, lam_again) and torch.equal(x, x_again)
-    with pytest.raises(ConfigError, match="^alpha: Beta concentration must be > 0"):
+    with pytest.raises(ConfigError, match=r"^alpha: the Beta\(α, α\) parameter must be >= 0.05"):
         mixup(x1, x2, 0.0)
     with pytest.raises(DataError, match=r"^x2: shape \(6, 3, 2, 2\) does not match x1"):
         mixup(x1, x2[..., :2, :2], 0.5)
@@ -127,7 +127,7 @@ def test_mixup_is_a_per_sample_convex_combination():
 
 @pytest.mark.parametrize("a", [0.5, 4.0])
 def test_sample_beta_moments(a):
-    draws = sample_beta(a, 20000, gen())
+    draws = sample_beta(a, (20000,), "cpu", gen())
     assert abs(draws.mean() - 0.5) < 0.01
     assert abs(draws.var() - 1 / (4 * (2 * a + 1))) < 0.01  # Var Beta(a, a)
 

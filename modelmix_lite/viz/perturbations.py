@@ -124,7 +124,7 @@ def plot_beta_densities(
 
     Args:
         concentrations: values of ``a`` (the released code uses 0.5).
-        samples: ``a`` -> 1-D draws (e.g. :func:`~modelmix_lite.perturb.sample_beta`), drawn as a histogram
+        samples: ``a`` -> 1-D draws (e.g. :func:`~modelmix_lite.draws.sample_beta`), drawn as a histogram
             in the colour of that ``a``'s curve.
     """
     samples = dict(samples or {})
