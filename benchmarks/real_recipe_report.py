@@ -22,7 +22,8 @@ import pandas as pd  # noqa: E402
 
 from modelmix_lite import viz  # noqa: E402
 from modelmix_lite.data.readers import load_split  # noqa: E402
-from modelmix_lite.evaluate import evaluate_cases, load_run_models, run_geometry  # noqa: E402
+from modelmix_lite.evaluate import evaluate_cases, run_geometry  # noqa: E402
+from modelmix_lite.rundir import Run  # noqa: E402
 from modelmix_lite.reproduce import (  # noqa: E402
     error_breakdown,
     load_results,
@@ -66,7 +67,7 @@ def main() -> None:
         if not (run / "best.pt").is_file():
             continue
         record = json.loads((run / "config.json").read_text())
-        model = load_run_models(run, "best.pt").models["mscmr"]
+        model = Run(run).models("best.pt").models["mscmr"]
         scored = evaluate_cases(model, cases, "mscmr", progress=False, **run_geometry(run, record))
         test_scores[run.name] = {"avg_dice": round(float(scored["dice"].mean()), 3),
                                  "dice": scored.groupby("structure")["dice"].mean().round(3).to_dict(),

@@ -43,7 +43,7 @@ from .errors import ConfigError, DataError
 from .files import write_text_atomic
 from .methods import CORE_PRESETS, METHODS, CoreConfig, MethodConfig, check_method_tasks
 from .objective import build_objective
-from .tutorial import git_state
+from .provenance import git_state
 
 DEFAULT_METHODS: tuple[str, ...] = ("#1", "#2", "#4:paper", "#4:released_code", "fullsup")
 """Method specs benchmarked by default: the Table 1 baseline, L_inv alone, ModelMix under both presets, FullSup."""

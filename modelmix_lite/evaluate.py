@@ -20,19 +20,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoints import load_checkpoint
 from .data.layout import SPLITS, CaseFiles, list_cases, split_present
 from .data.nifti import save_nifti
 from .data.readers import Case, load_case, load_split
 from .data.slices import fit_slice, normalize_intensity, restore_probabilities
 from .data.tasks import TaskSpec, get_task, unmap_labels
 from .errors import ConfigError, DataError
-from .methods import get_method
 from .metrics import (
     METRICS, evaluate_volume, format_distance, format_mean_std, largest_connected_component, summarize,
 )
-from .models import TaskModelSet, as_model_input
-from .rundir import CONFIG, DATA_RECORD, Run, read_json
+from .models import as_model_input
+from .rundir import CONFIG, DATA_RECORD, Run
 
 
 def _keep_largest_components(pred: np.ndarray) -> np.ndarray:
@@ -155,10 +153,6 @@ def write_prediction(case: Case, pred: np.ndarray, path: str | Path) -> Path:
 
 
 # --- finished runs: reuse, loading, evaluation and tables ---
-RUN_PROVENANCE = "provenance.json"
-"""File of a run directory that records the data it was trained on (``data_fingerprint``), written by the caller."""
-
-
 def data_fingerprint(root: str | Path, tasks: Sequence[str]) -> str:
     """SHA-256 (first 16 hex digits) of all the data that runs on ``tasks`` read from ``root``.
 
@@ -183,10 +177,9 @@ def data_fingerprint(root: str | Path, tasks: Sequence[str]) -> str:
 def check_trained_data(run_dir: str | Path, data_root: str | Path, tasks: Sequence[str]) -> str | None:
     """``None`` if ``data_root`` holds the data the run was trained on (same :func:`data_fingerprint`), or a
     runs recorded before :data:`DATA_RECORD` existed; else a one-line message naming both roots and fingerprints."""
-    path = Path(run_dir) / DATA_RECORD
-    if not path.is_file():
+    recorded = Run(run_dir).provenance
+    if not recorded:
         return None
-    recorded = read_json(path)
     fingerprint = data_fingerprint(data_root, tasks)
     if recorded.get("data_fingerprint") == fingerprint:
         return None
@@ -199,16 +192,17 @@ def finished_run(run_dir: str | Path, record: Mapping, fingerprint: str) -> bool
 
     True when the run's ``config.json`` equals ``record`` (``{"method", "tasks", "config"}``, as
     :func:`modelmix_lite.train.train` writes it), ``training_curves.png`` exists (``train`` writes it after
-    its last step, so an interrupted run has none) and :data:`RUN_PROVENANCE` records ``fingerprint``.
+    its last step, so an interrupted run has none) and its :data:`~modelmix_lite.rundir.DATA_RECORD` records
+    ``fingerprint``.
 
     Raises:
-        DataError: ``config.json`` or :data:`RUN_PROVENANCE` exists but is not valid JSON.
+        DataError: ``config.json`` or :data:`~modelmix_lite.rundir.DATA_RECORD` exists but is not valid JSON.
     """
-    run = Path(run_dir)
-    if not ((run / CONFIG).is_file() and Run(run).finished and (run / RUN_PROVENANCE).is_file()):
+    run = Run(run_dir)
+    if not ((run.path / CONFIG).is_file() and run.finished):
         return False
-    same_config = Run(run).record == json.loads(json.dumps(record))
-    return same_config and read_json(run / RUN_PROVENANCE).get("data_fingerprint") == fingerprint
+    same_config = run.record == json.loads(json.dumps(record))
+    return same_config and run.provenance.get("data_fingerprint") == fingerprint
 
 
 def run_geometry(run_dir: str | Path, record: Mapping) -> dict[str, float]:
@@ -222,39 +216,6 @@ def run_geometry(run_dir: str | Path, record: Mapping) -> dict[str, float]:
         raise ConfigError(f"{Path(run_dir) / 'config.json'}: recorded by modelmix_lite < 0.2 (no spacing_mm: "
                           "slices were fitted differently then); retrain the run")
     return {"size": config["size"], "spacing_mm": config["spacing_mm"]}
-
-
-def load_run_models(
-    run_dir: str | Path, checkpoint: str = "best.pt", device: str | torch.device = "cpu"
-) -> TaskModelSet:
-    """The task models of a training run with the weights of ``checkpoint``, in eval mode on ``device``.
-
-    The architecture is rebuilt from the run's ``config.json`` (tasks, ``base``, ``norm``, ``core.dropout``,
-    the method's shared encoder and ``core.encoder_bn``, ``"shared"`` for runs recorded before it existed); the weights are the ``models.`` entries of the checkpoint's ``model``
-    state (the training objective's ``state_dict``). The global RNG is left alone.
-
-    Raises:
-        ConfigError: ``config.json`` or the checkpoint is missing.
-        DataError: the checkpoint holds no ``model`` state, or one that does not fit the architecture.
-    """
-    run = Path(run_dir)
-    record, path = Run(run).record, run / checkpoint
-    if not path.is_file():
-        raise ConfigError(f"{path}: checkpoint not found (is {run} a finished run?)")
-    config = record["config"]
-    dropout = None if config["core"]["dropout"] == "none" else config["core"]["dropout"]
-    method = get_method(record["method"])
-    models = TaskModelSet(record["tasks"], config["base"], dropout, config["norm"], shared_encoder=method.shared_encoder,
-                          aux_decoder=method.aux_decoder, generator=torch.Generator(),
-                          encoder_bn=config["core"].get("encoder_bn", "shared"))  # older runs: one BN
-    state = load_checkpoint(path)
-    if "model" not in state:
-        raise DataError(f"{path}: no 'model' state in this checkpoint")
-    try:
-        models.load_state_dict({k.removeprefix("models."): v for k, v in state["model"].items()})
-    except RuntimeError as err:
-        raise DataError(f"{path}: weights do not fit the run's config.json: {err}") from None
-    return models.to(device).eval()
 
 
 def _recorded_root(run: Path) -> Path:
@@ -291,7 +252,7 @@ def evaluate_run(
     run = Path(run_dir)
     record = Run(run).record
     data_root = _recorded_root(run) if data_root is None else data_root
-    models = load_run_models(run, checkpoint, device)
+    models = Run(run).models(checkpoint, device)
     mismatch = check_trained_data(run, data_root, record["tasks"])
     if mismatch:
         warnings.warn(mismatch, stacklevel=2)
@@ -399,7 +360,7 @@ def predict_run(
         cases = [load_case(CaseFiles(task, subject, "test", paths, None, None))]
     else:
         cases = load_split(task, data_root, split)
-    model = load_run_models(run, checkpoint, device).models[task]
+    model = Run(run).models(checkpoint, device).models[task]
     geometry = run_geometry(run, record)
     stale = sorted(Path(out_dir).glob(f"*{PREDICTION_SUFFIX}")) if Path(out_dir).is_dir() else []
     if stale and not overwrite:

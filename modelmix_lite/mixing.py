@@ -24,7 +24,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .draws import MIN_ALPHA, sample_beta
+from .draws import sample_beta
 from .errors import ConfigError
 from .models import UNet
 
@@ -91,7 +91,7 @@ def sample_lambda(
     """Eq. 5's λ ~ Beta(α, α): one :func:`~modelmix_lite.draws.sample_beta` draw, a 0-d float32 tensor on ``device``.
 
     Raises:
-        ConfigError: unless ``alpha >= MIN_ALPHA``.
+        ConfigError: unless ``alpha >= draws.MIN_ALPHA``.
     """
     return sample_beta(alpha, (), device, generator)
 

@@ -19,9 +19,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+
+from .checkpoints import load_checkpoint
 from .config import TrainConfig, config_from_dict, config_to_dict
 from .errors import ConfigError, DataError
 from .files import write_text_atomic
+from .methods import get_method
+from .models import TaskModelSet
 
 LOCK = ".lock"
 """The lock file inside a run directory (``flock``-ed by the training that writes there)."""
@@ -34,7 +39,9 @@ LOG = "log.jsonl"
 CURVES = "training_curves.png"
 """Drawn by ``train`` after its last step: a run without it did not finish."""
 DATA_RECORD = "data.json"
-"""Written by ``train`` into every run directory: ``{"data_root", "data_fingerprint"}`` of the data it trained on."""
+"""A run's provenance, written by ``train``: ``{"data_root", "data_fingerprint", "device", "environment"}`` when it
+starts (the environment of :func:`~modelmix_lite.provenance.describe_environment`: versions and commit), plus
+``{"steps", "wall_s"}`` when it reaches its last step (``wall_s``: of the invocation that finished it)."""
 
 
 def read_json(path: str | Path) -> dict:
@@ -88,15 +95,50 @@ class Run:
         return read_log(self.path)
 
     @property
+    def provenance(self) -> dict:
+        """Its :data:`DATA_RECORD` (data root and fingerprint, device, environment; steps and wall time once
+        finished), ``{}`` for a run recorded before it existed."""
+        path = self.path / DATA_RECORD
+        return read_json(path) if path.is_file() else {}
+
+    @property
     def data_root(self) -> Path | None:
         """The data root the run was trained on (:data:`DATA_RECORD`), or None for a run recorded before it."""
-        path = self.path / DATA_RECORD
-        return Path(read_json(path)["data_root"]) if path.is_file() else None
+        root = self.provenance.get("data_root")
+        return None if root is None else Path(root)
 
     @property
     def finished(self) -> bool:
         """Whether training reached its last step (``train`` draws :data:`CURVES` then)."""
         return (self.path / CURVES).is_file()
+
+    def models(self, checkpoint: str = "best.pt", device: str | torch.device = "cpu") -> TaskModelSet:
+        """The task models with the weights of ``checkpoint``, in eval mode on ``device``.
+
+        The architecture is rebuilt from :attr:`config` and :attr:`method` (tasks, ``base``, ``norm``,
+        ``core.dropout``, the method's shared encoder and ``core.encoder_bn``); the weights are the ``models.``
+        entries of the checkpoint's ``model`` state (the training objective's ``state_dict``). The global RNG
+        is left alone.
+
+        Raises:
+            ConfigError: ``config.json`` or the checkpoint is missing.
+            DataError: the checkpoint holds no ``model`` state, or one that does not fit the architecture.
+        """
+        config, method, path = self.config, get_method(self.method), self.path / checkpoint
+        if not path.is_file():
+            raise ConfigError(f"{path}: checkpoint not found (is {self.path} a finished run?)")
+        dropout = None if config.core.dropout == "none" else config.core.dropout
+        models = TaskModelSet(self.tasks, config.base, dropout, config.norm, shared_encoder=method.shared_encoder,
+                              aux_decoder=method.aux_decoder, generator=torch.Generator(),
+                              encoder_bn=self.record["config"]["core"].get("encoder_bn", "shared"))  # older: one BN
+        state = load_checkpoint(path)
+        if "model" not in state:
+            raise DataError(f"{path}: no 'model' state in this checkpoint")
+        try:
+            models.load_state_dict({k.removeprefix("models."): v for k, v in state["model"].items()})
+        except RuntimeError as err:
+            raise DataError(f"{path}: weights do not fit the run's config.json: {err}") from None
+        return models.to(device).eval()
 
 
 def run_name(method: str) -> str:

@@ -32,14 +32,16 @@ from tqdm.auto import tqdm
 
 from . import rundir
 from .checkpoints import load_checkpoint, replica_digest, rng_state, save_checkpoint, set_rng_state
-from .config import DEFAULT_DATA, PROFILES, TrainConfig, config_to_dict, pick_device, resolve_config, split_overrides
+from .config import (DEFAULT_DATA, PROFILES, TrainConfig, config_to_dict, device_name, pick_device, resolve_config,
+                     split_overrides)
 from .data.phantom import ensure_phantom
 from .data.tasks import TASKS
 from .errors import ConfigError
-from .evaluate import DATA_RECORD, check_trained_data, data_fingerprint, evaluate_cases
+from .evaluate import check_trained_data, data_fingerprint, evaluate_cases
 from .files import write_text_atomic
 from .methods import CORE_PRESETS, METHODS, MethodConfig, check_method_tasks, get_method
 from .objective import ModelMixObjective, build_objective
+from .provenance import describe_environment
 from .sampling import STREAM_AUGMENT, TaskData, derive_seed, load_task_data, prepare_batch
 from .viz.results import plot_training_curves
 
@@ -276,8 +278,9 @@ def _setup(config: TrainConfig, data_root: str | Path, out_dir: str | Path, meth
             rundir.truncate_log(out / rundir.LOG, step)
     elif rank == 0:
         _start_run_dir(out, method, tasks, config, data)
-        record = {"data_root": str(Path(root).absolute()), "data_fingerprint": data_fingerprint(root, tasks)}
-        write_text_atomic(out / DATA_RECORD, json.dumps(record, indent=2))
+        record = {"data_root": str(Path(root).absolute()), "data_fingerprint": data_fingerprint(root, tasks),
+                  "device": device_name(device), "environment": describe_environment()}
+        write_text_atomic(out / rundir.DATA_RECORD, json.dumps(record, indent=2))
     net = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None) \
         if distributed else objective  # wrapped after the restore, as DDP broadcasts rank 0's weights
     return _Session(config, method, tasks, out, device, rank, world, data, objective, net, optimizer, generators,
@@ -369,7 +372,7 @@ def _train(
     bar = tqdm(total=s.steps, initial=s.step, desc=f"{s.method.name} {'+'.join(s.tasks)}",
                disable=not progress or s.rank)
     autocast = torch.autocast(s.device.type, torch.bfloat16, enabled=config.amp and s.device.type == "cuda")
-    since = time.perf_counter()
+    started = since = time.perf_counter()
     s.objective.train()
     try:  # the bar is closed on an error too, so the error prints on a line of its own
         while s.step < s.steps:
@@ -395,6 +398,8 @@ def _train(
         bar.close()
     if s.rank == 0 and (s.out / rundir.LOG).is_file():
         plot_training_curves(rundir.read_log(s.out)).savefig(s.out / rundir.CURVES, dpi=110)
+        record = {**rundir.Run(s.out).provenance, "steps": s.step, "wall_s": round(time.perf_counter() - started, 1)}
+        write_text_atomic(s.out / rundir.DATA_RECORD, json.dumps(record, indent=2))
     return s.out
 
 

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
-import sys
-import time
 from collections.abc import Mapping, Sequence
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +12,15 @@ import pandas as pd
 import torch
 
 from .checkpoints import load_checkpoint
-from .config import PROFILES, TrainConfig, config_to_dict, pick_device
+from .config import PROFILES, TrainConfig, config_to_dict
 from .data.phantom import ensure_phantom
 from .data.tasks import TASKS
 from .errors import ConfigError, DataError
-from .evaluate import RUN_PROVENANCE, data_fingerprint, finished_run
+from .evaluate import data_fingerprint, finished_run
 from .files import write_text_atomic
-from .rundir import Run, read_json
+from .provenance import REPO_ROOT, describe_environment, in_colab, in_source_checkout
+from .rundir import Run
 from .train import train
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def in_colab() -> bool:
-    """True inside a Google Colab kernel."""
-    return "google.colab" in sys.modules
-
 
 def resolve_profile(profile: str | None) -> str:
     """Return the run profile: ``None``/``"auto"`` -> ``"gpu"`` when CUDA is available, else ``"cpu"``.
@@ -45,11 +33,6 @@ def resolve_profile(profile: str | None) -> str:
     if profile not in PROFILES:
         raise ConfigError(f"profile: unknown profile {profile!r}; expected one of {', '.join(PROFILES)} or 'auto'")
     return profile
-
-
-def in_source_checkout() -> bool:
-    """True when the package is imported from a source checkout (editable install), not from site-packages."""
-    return (REPO_ROOT / "pyproject.toml").is_file()
 
 
 def phantom_dir(preset: str, seed: int = 0) -> Path:
@@ -128,46 +111,6 @@ def glue(name: str, value: object, display: bool = False) -> None:
     myst_glue(name, value.item() if isinstance(value, np.generic) else value, display=display)
 
 
-def _git(*args: str) -> str:
-    command = ["git", "--no-optional-locks", "-C", str(REPO_ROOT), *args]  # never takes the index lock
-    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-
-
-def git_state() -> tuple[str, bool] | None:
-    """``(full commit hash, local changes?)`` of the source checkout, or ``None`` outside one.
-
-    Changes under ``results/`` (where sweeps append their rows) do not count as local changes.
-    """
-    if not in_source_checkout():
-        return None
-    try:
-        dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
-        return _git("rev-parse", "HEAD"), bool(dirty)
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def git_commit() -> str | None:
-    """Short commit hash of the source checkout (``+dirty`` with local changes, :func:`git_state`), or ``None``."""
-    state = git_state()
-    return None if state is None else state[0][:7] + ("+dirty" if state[1] else "")
-
-
-def describe_environment() -> dict[str, str | bool | None]:
-    """Versions, device and commit, printed at the top of each notebook for provenance."""
-    cuda = torch.cuda.is_available()
-    return {
-        "python": platform.python_version(),
-        "modelmix_lite": version("modelmix_lite"),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "device": "cuda" if cuda else "cpu",
-        "gpu": torch.cuda.get_device_name(0) if cuda else None,
-        "colab": in_colab(),
-        "commit": git_commit(),
-    }
-
-
 def runs_dir(notebook: str, profile: str) -> Path:
     """The folder a notebook keeps its training runs in: ``runs/<notebook>/<profile>`` of the repository in a
     source checkout, else of the working folder."""
@@ -181,19 +124,13 @@ def train_or_load(
 
     A run is reused when :func:`~modelmix_lite.evaluate.finished_run` finds its ``config.json`` equal to the one
     it would train with, its ``training_curves.png`` present and the data of the same
-    :func:`~modelmix_lite.evaluate.data_fingerprint`. A trained run gets a
-    :data:`~modelmix_lite.evaluate.RUN_PROVENANCE` file (data root and fingerprint, wall time, device,
-    environment). The check does not cover the library's code: after changing it, pass ``retrain``.
+    :func:`~modelmix_lite.evaluate.data_fingerprint`. The check does not cover the library's code: after
+    changing it, pass ``retrain``.
     """
-    fingerprint = data_fingerprint(root, tasks)
     record = {"method": method, "tasks": list(tasks), "config": config_to_dict(config)}
-    if not retrain and finished_run(run, record, fingerprint):
+    if not retrain and finished_run(run, record, data_fingerprint(root, tasks)):
         return False
-    start = time.perf_counter()
     train(config, root, run, method, list(tasks), overwrite=True)
-    info = {"data_root": str(root), "data_fingerprint": fingerprint, "wall_s": round(time.perf_counter() - start, 1),
-            "device": str(pick_device(config.device)), "environment": describe_environment()}
-    write_text_atomic(run / RUN_PROVENANCE, json.dumps(info, indent=2))
     return True
 
 
@@ -201,9 +138,9 @@ def write_provenance(folder: Path, runs: Mapping[str, Path], trained: Mapping[st
     """Record what produced a notebook's numbers in ``folder/provenance.json``; return the record.
 
     The record holds ``settings`` (profile, seed, tasks, split, data root...), the environment
-    (:func:`describe_environment`) and, per run label, its directory, whether this session trained it, its
-    :data:`~modelmix_lite.evaluate.RUN_PROVENANCE` (data fingerprint, wall time, device), the step of its
-    ``best.pt`` and its ``config.json`` record.
+    (:func:`~modelmix_lite.provenance.describe_environment`) and, per run label, its directory, whether this
+    session trained it, its :attr:`~modelmix_lite.rundir.Run.provenance` (data fingerprint, device, wall
+    time), the step of its ``best.pt`` and its ``config.json`` record.
     """
     record = {
         **{key: str(value) if isinstance(value, Path) else value for key, value in settings.items()},
@@ -212,12 +149,12 @@ def write_provenance(folder: Path, runs: Mapping[str, Path], trained: Mapping[st
             label: {
                 "dir": str(run),
                 "trained_now": trained[label],
-                **read_json(run / RUN_PROVENANCE),
+                **Run(run).provenance,
                 "best_step": load_checkpoint(run / "best.pt")["step"],
                 "config": Run(run).record,
             }
             for label, run in runs.items()
         },
     }
-    write_text_atomic(folder / RUN_PROVENANCE, json.dumps(record, indent=2))
+    write_text_atomic(folder / "provenance.json", json.dumps(record, indent=2))
     return record

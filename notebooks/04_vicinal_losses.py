@@ -60,7 +60,6 @@ import torch
 from modelmix_lite.config import PROFILES, resolve_config
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.data.tasks import UNANNOTATED, get_task
-from modelmix_lite.evaluate import load_run_models
 from modelmix_lite.losses import (
     degenerate_reg_loss,
     dice_loss,
@@ -82,6 +81,7 @@ from modelmix_lite.probes import (
     gradient_share,
     pixel_gradient_norm,
 )
+from modelmix_lite.rundir import Run
 from modelmix_lite.sampling import example_batch
 from modelmix_lite.tutorial import glue, resolve_data_root, resolve_profile, runs_dir, train_or_load
 from modelmix_lite.viz import plot_cosine_examples, plot_gradient_flow, plot_gradient_maps, plot_loss_terms
@@ -108,7 +108,7 @@ config = resolve_config(profile, {"steps": steps, "seed": seed})
 run = runs_dir("05_training", profile) / ("ablation4_paper" if steps == PROFILES[profile].steps
                                           else f"ablation4_paper_{steps}_steps")
 trained = train_or_load(config, root, run, "#4", tasks)
-models = load_run_models(run, "last.pt").train()  # train mode: dropout and batch statistics, as in a step
+models = Run(run).models("last.pt").train()  # train mode: dropout and batch statistics, as in a step
 print(f"{run} ({'trained' if trained else 'loaded'}): {config.size}×{config.size} slices, UNet base {config.base}, "
       f"{steps} steps")
 
@@ -408,11 +408,11 @@ plot_gradient_flow(flows);
 # ## 6. Loss curves
 #
 # The run of the first section logged every term, averaged over its log interval
-# ({py:func}`modelmix_lite.viz.results.plot_loss_terms` reads `log.jsonl`). Set `steps` in the parameters cell for a
+# ({py:func}`modelmix_lite.viz.results.plot_loss_terms` draws `Run(run).log`, the rows of `log.jsonl`). Set `steps` in the parameters cell for a
 # longer run.
 
 # %%
-log = pd.read_json(run / "log.jsonl", lines=True)
+log = pd.DataFrame(Run(run).log)
 glue("loss_first", float(log["loss"].iloc[0]), display=False)
 glue("loss_last", float(log["loss"].iloc[-1]), display=False)
 glue("steps_run", int(log["step"].iloc[-1]), display=False)

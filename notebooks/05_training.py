@@ -73,16 +73,14 @@ from modelmix_lite import tutorial, viz
 from modelmix_lite.config import pick_device, resolve_config
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.evaluate import (
-    RUN_PROVENANCE,
     evaluate_run,
-    load_run_models,
     paper_table,
     predict_volume,
     select_cases,
 )
 from modelmix_lite.methods import CORE_PRESETS, METHODS
 from modelmix_lite.metrics import summarize
-from modelmix_lite.rundir import read_json, run_name
+from modelmix_lite.rundir import Run, run_name
 
 on_phantom = data_root is None
 profile = tutorial.resolve_profile(profile)
@@ -144,7 +142,7 @@ for key, (label, method, preset) in variants.items():
     run = runs_root / f"{run_name(method)}_{preset}"
     trained[label] = tutorial.train_or_load(configs[key], root, run, method, tasks, retrain)
     runs[label] = run
-    wall = read_json(run / RUN_PROVENANCE)["wall_s"]
+    wall = Run(run).provenance["wall_s"]
     print(f"{label}: {'trained' if trained[label] else 'loaded'} {run} ({wall} s of training)")
 
 # %% [markdown]
@@ -158,7 +156,7 @@ for key, (label, method, preset) in variants.items():
 
 # %%
 for label, run in runs.items():
-    fig = viz.plot_loss_terms(run / "log.jsonl")
+    fig = viz.plot_loss_terms(Run(run).log)
     fig.suptitle(label, x=0.01, ha="left", fontsize=10)
     fig.tight_layout()
     plt.show()
@@ -169,7 +167,7 @@ for label, run in runs.items():
 # are the ones tested below (the authors' code, too, tests the best validation checkpoint on MSCMRseg).
 
 # %%
-viz.plot_validation_curves({label: run / "log.jsonl" for label, run in runs.items()})
+viz.plot_validation_curves({label: Run(run).log for label, run in runs.items()})
 plt.show()
 
 # %% [markdown]
@@ -244,7 +242,7 @@ plt.show()
 # of that volume. When a split has fewer than three volumes, one volume takes several ranks.
 
 # %%
-models = {label: load_run_models(run, "best.pt", device) for label, run in runs.items()}
+models = {label: Run(run).models("best.pt", device) for label, run in runs.items()}
 for task in tasks:
     task_rows = rows[rows["task"] == task]
     by_subject = {case.subject: case for case in load_split(task, root, eval_split)}
@@ -266,7 +264,7 @@ for task in tasks:
 # %%
 provenance = tutorial.write_provenance(
     runs_root, runs, trained, profile=profile, seed=seed, tasks=tasks, eval_split=eval_split, data_root=root,
-    data_fingerprint=read_json(runs[labels["4"]] / RUN_PROVENANCE)["data_fingerprint"],
+    data_fingerprint=Run(runs[labels["4"]]).provenance["data_fingerprint"],
 )
 print(json.dumps({**provenance, "runs": {label: {k: v for k, v in run.items() if k != "config"}
                                          for label, run in provenance["runs"].items()}}, indent=2))

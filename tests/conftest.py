@@ -41,3 +41,11 @@ def slice_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop(CACHE_ENV, None)
     else:
         os.environ[CACHE_ENV] = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
+def matplotlib_font_cache() -> None:
+    """Build matplotlib's font cache once, in this process, before any test starts a subprocess: on a machine
+    that never ran matplotlib, the first import prints "Matplotlib is building the font cache" to stderr,
+    which the CLI's one-line-error tests would read as part of the error."""
+    import matplotlib.font_manager  # noqa: F401 (importing builds the cache)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from modelmix_lite.data.nifti import save_nifti
 from modelmix_lite.data.readers import load_split
@@ -294,7 +295,12 @@ def test_a_run_remembers_its_data_and_resume_or_evaluate_elsewhere_says_so(phant
     config = resolve_config("smoke", ["steps=2", "val_every=0", "ckpt_every=1"])
     run = train(config, phantom_root, tmp_path / "run", "pce", ["mscmr"], progress=False)
     recorded = json.loads((run / DATA_RECORD).read_text())
-    assert recorded == {"data_root": str(phantom_root), "data_fingerprint": data_fingerprint(phantom_root, ["mscmr"])}
+    fingerprint = data_fingerprint(phantom_root, ["mscmr"])
+    assert {key: recorded.pop(key) for key in ("data_root", "data_fingerprint")} == {
+        "data_root": str(phantom_root), "data_fingerprint": fingerprint}
+    # the rest of the provenance that train() writes itself: device, software, and at the end steps and wall time
+    assert recorded.pop("device") == "cpu" and recorded.pop("steps") == 2 and recorded.pop("wall_s") > 0
+    assert recorded.pop("environment")["torch"] == torch.__version__ and recorded == {}
     other = tmp_path / "other"
     generate_phantom(other, "smoke", seed=1, tasks=("mscmr",), progress=False)
     longer = resolve_config("smoke", ["steps=3", "val_every=0", "ckpt_every=1"])

@@ -237,7 +237,7 @@ def test_write_provenance_records_settings_environment_and_each_run(tmp_path: Pa
     run = tmp_path / "ablation4_paper"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"method": "#4", "tasks": ["myops"], "config": {"seed": 3}}))
-    (run / "provenance.json").write_text(json.dumps({"data_fingerprint": "abc", "wall_s": 12.5}))
+    (run / "data.json").write_text(json.dumps({"data_fingerprint": "abc", "wall_s": 12.5}))  # as train() writes it
     save_checkpoint({"step": 40}, run / "best.pt")
     record = tutorial.write_provenance(tmp_path, {"ModelMix": run}, {"ModelMix": False}, profile="cpu",
                                        data_root=tmp_path / "data")

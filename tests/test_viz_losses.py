@@ -18,6 +18,7 @@ from modelmix_lite.errors import DataError
 from modelmix_lite.losses import dice_loss
 from modelmix_lite.mixing import mixable_layers, virtual_forward
 from modelmix_lite.models import TaskModelSet
+from modelmix_lite.rundir import read_log
 from modelmix_lite.viz import plot_cosine_examples, plot_gradient_flow, plot_gradient_maps, plot_loss_terms
 
 
@@ -218,7 +219,7 @@ def test_plot_loss_terms_plots_the_logged_values(tmp_path: Path) -> None:
     ]
     log = tmp_path / "log.jsonl"
     log.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    fig = plot_loss_terms(log)
+    fig = plot_loss_terms(read_log(log))  # viz draws rows; reading the file is the run directory's job
     assert [ax.get_title() for ax in fig.axes] == ["total (Eq. 9)", "inv", "vsup"]
     total, inv = fig.axes[0].lines[0], fig.axes[1].lines
     assert list(total.get_ydata()) == [3.0, 2.0]

@@ -20,16 +20,15 @@ from modelmix_lite.data.phantom import generate_phantom
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.errors import ConfigError, DataError
 from modelmix_lite.evaluate import (
-    RUN_PROVENANCE,
     data_fingerprint,
     evaluate_cases,
     evaluate_run,
     finished_run,
-    load_run_models,
     paper_table,
 )
 from modelmix_lite.methods import METHODS
 from modelmix_lite.objective import build_objective
+from modelmix_lite.rundir import DATA_RECORD, Run
 from modelmix_lite.viz import plot_dice_strip, plot_qualitative, plot_training_curves, plot_validation_curves
 
 TASKS = ["myops", "mscmr"]
@@ -91,7 +90,7 @@ def test_finished_run_needs_same_config_finished_training_and_same_data(tmp_path
     run = tmp_path / "run"
     _write_run(run)
     record = json.loads((run / "config.json").read_text())
-    (run / RUN_PROVENANCE).write_text(json.dumps({"data_fingerprint": "abc"}))
+    (run / DATA_RECORD).write_text(json.dumps({"data_fingerprint": "abc"}))
     assert not finished_run(run, record, "abc")  # no training_curves.png: interrupted
     (run / "training_curves.png").write_bytes(b"")
     assert finished_run(run, record, "abc")
@@ -104,13 +103,13 @@ def test_finished_run_needs_same_config_finished_training_and_same_data(tmp_path
         finished_run(run, record, "abc")
 
 
-# --- load_run_models -------------------------------------------------------------------------
+# --- Run.models -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("method", ["#4", "#5"])
 def test_load_run_models_restores_the_checkpointed_weights(tmp_path: Path, method: str) -> None:
     saved = _write_run(tmp_path / "run", method)
-    loaded = load_run_models(tmp_path / "run")
+    loaded = Run(tmp_path / "run").models()
     assert not loaded.training
     shared_kernel = loaded.models["myops"].encoder.block1.conv1 is loaded.models["mscmr"].encoder.block1.conv1
     assert shared_kernel == (method == "#5")  # #5 shares the convolutions (BatchNorm per task: encoder_bn)
@@ -122,9 +121,9 @@ def test_load_run_models_restores_the_checkpointed_weights(tmp_path: Path, metho
 def test_load_run_models_names_a_missing_checkpoint(tmp_path: Path) -> None:
     _write_run(tmp_path / "run")
     with pytest.raises(ConfigError, match=r"last_but_one.pt: checkpoint not found"):
-        load_run_models(tmp_path / "run", "last_but_one.pt")
+        Run(tmp_path / "run").models("last_but_one.pt")
     with pytest.raises(ConfigError, match=r"config.json: not found"):
-        load_run_models(tmp_path)
+        Run(tmp_path).models()
 
 
 def test_load_run_models_rejects_weights_of_another_architecture(tmp_path: Path) -> None:
@@ -132,10 +131,10 @@ def test_load_run_models_rejects_weights_of_another_architecture(tmp_path: Path)
     other = _write_run(tmp_path / "wider", base="16")
     torch.save({"model": {f"models.{k}": v for k, v in other.state_dict().items()}}, tmp_path / "run" / "best.pt")
     with pytest.raises(DataError, match=r"best.pt: weights do not fit the run's config.json"):
-        load_run_models(tmp_path / "run")
+        Run(tmp_path / "run").models()
     torch.save({"weights": {}}, tmp_path / "run" / "best.pt")
     with pytest.raises(DataError, match=r"best.pt: no 'model' state"):
-        load_run_models(tmp_path / "run")
+        Run(tmp_path / "run").models()
 
 
 # --- evaluate_run ----------------------------------------------------------------------------

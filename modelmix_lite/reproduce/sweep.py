@@ -48,13 +48,13 @@ from tqdm.auto import tqdm
 from ..config import TrainConfig, config_to_dict, device_name, pick_device, resolve_config
 from ..data.readers import load_split
 from ..errors import ConfigError, DataError
-from ..evaluate import data_fingerprint, load_run_models, predict_volume, run_geometry
+from ..evaluate import data_fingerprint, predict_volume, run_geometry
 from ..files import atomic_write, write_text_atomic
 from ..methods import METHODS
 from ..rundir import Run, run_name
 from ..metrics import evaluate_volume
 from ..train import train
-from ..tutorial import git_commit
+from ..provenance import git_commit
 from .specs import Entry, RESULT_COLUMNS, TableSpec, default_seeds, get_table, select_entries, sweep_folder
 
 
@@ -152,7 +152,7 @@ def score_run(
     run = Path(run)
     record = Run(run).record
     device = pick_device(record["config"]["device"])
-    models = load_run_models(run, "best.pt", device)
+    models = Run(run).models("best.pt", device)
     rows, predictions = [], {}
     for target in targets:
         if target not in record["tasks"]:

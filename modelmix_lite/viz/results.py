@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -24,18 +23,19 @@ from ..errors import DataError
 from .style import _method_colors, _row_label, class_legend, overlay
 
 
-def plot_loss_terms(log: str | Path | pd.DataFrame) -> Figure:
+def plot_loss_terms(log: pd.DataFrame | Sequence[Mapping]) -> Figure:
     """Each loss term of a training run against the step: one panel per term, one line per task.
 
     Args:
-        log: a run's ``log.jsonl`` (or its rows as a frame); rows without ``"loss"`` (validation) are skipped.
+        log: a run's log rows (:attr:`~modelmix_lite.rundir.Run.log`) or a frame of them; rows without
+            ``"loss"`` (validation) are skipped.
             Terms are the ``"{term}/{task}"`` columns; ``loss`` (Eq. 9, the total) gets its own panel.
     Raises:
         DataError: when the log has no training rows.
     """
-    frame = log if isinstance(log, pd.DataFrame) else pd.read_json(Path(log), lines=True)
+    frame = pd.DataFrame(log)
     if "loss" not in frame:
-        raise DataError(f"{log if not isinstance(log, pd.DataFrame) else 'log'}: no training rows (no 'loss' column)")
+        raise DataError("log: no training rows (no 'loss' column)")
     frame = frame[frame["loss"].notna()]
     terms = _loss_terms(frame)
     fig, axes = plt.subplots(1, len(terms) + 1, figsize=(3.2 * (len(terms) + 1), 3.0), squeeze=False)
@@ -110,11 +110,12 @@ QUALITATIVE_SEQUENCES: tuple[str, ...] = ("DE", "LGE")
 """:func:`plot_qualitative` shows the first of these a task has (LGE, as the paper's Figs. 2–3), else its first."""
 
 
-def plot_validation_curves(logs: Mapping[str, str | Path | pd.DataFrame]) -> Figure:
+def plot_validation_curves(logs: Mapping[str, pd.DataFrame | Sequence[Mapping]]) -> Figure:
     """Validation Dice of several runs against the step: a panel per task and one for their mean (``val_dice``).
 
     Args:
-        logs: method label -> its run's ``log.jsonl`` (or its rows as a frame); the validation rows are those
+        logs: method label -> its run's log rows (:attr:`~modelmix_lite.rundir.Run.log`) or a frame of them;
+            the validation rows are those
             with ``val_dice``, their ``val_{task}`` columns the tasks' mean 3-D Dice.
 
     Raises:
@@ -124,9 +125,9 @@ def plot_validation_curves(logs: Mapping[str, str | Path | pd.DataFrame]) -> Fig
         raise DataError("logs: no runs to plot")
     frames = {}
     for name, log in logs.items():
-        frame = log if isinstance(log, pd.DataFrame) else pd.read_json(Path(log), lines=True)
+        frame = pd.DataFrame(log)
         if "val_dice" not in frame or frame["val_dice"].isna().all():
-            raise DataError(f"{name if isinstance(log, pd.DataFrame) else log}: no validation rows (no 'val_dice')")
+            raise DataError(f"{name}: no validation rows (no 'val_dice')")
         frames[name] = frame[frame["val_dice"].notna()]
     keys = _validation_keys(frames)
     fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3.2), sharey=True, squeeze=False)
