@@ -22,8 +22,8 @@ import pandas as pd  # noqa: E402
 
 from modelmix_lite import viz  # noqa: E402
 from modelmix_lite.data.readers import load_split  # noqa: E402
-from modelmix_lite.evaluate import evaluate_cases, run_geometry  # noqa: E402
-from modelmix_lite.rundir import Run  # noqa: E402
+from modelmix_lite.evaluate import evaluate_cases  # noqa: E402
+from modelmix_lite.rundir import Run, run_geometry  # noqa: E402
 from modelmix_lite.reproduce import (  # noqa: E402
     error_breakdown,
     load_results,

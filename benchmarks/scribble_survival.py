@@ -21,7 +21,7 @@ from modelmix_lite.config import PROFILES
 from modelmix_lite.data.geometry import resample_labels, slice_geometry
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.data.tasks import UNANNOTATED, get_task
-from modelmix_lite.evaluate import data_fingerprint
+from modelmix_lite.data.fingerprint import data_fingerprint
 from modelmix_lite.provenance import git_commit
 
 

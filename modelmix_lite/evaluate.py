@@ -8,8 +8,6 @@ are mapped back to the slice's own grid before the argmax, so metrics are comput
 
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data.layout import SPLITS, CaseFiles, list_cases, split_present
+from .data.layout import CaseFiles
 from .data.nifti import save_nifti
 from .data.readers import Case, load_case, load_split
 from .data.slices import fit_slice, normalize_intensity, restore_probabilities
@@ -30,7 +28,7 @@ from .metrics import (
     METRICS, evaluate_volume, format_distance, format_mean_std, largest_connected_component, summarize,
 )
 from .models import as_model_input
-from .rundir import CONFIG, DATA_RECORD, Run
+from .rundir import DATA_RECORD, Run, check_trained_data, run_geometry
 
 
 def _keep_largest_components(pred: np.ndarray) -> np.ndarray:
@@ -137,6 +135,32 @@ def select_cases(rows: pd.DataFrame) -> dict[str, str]:
     return {"worst": ranked[0], "median": ranked[(len(ranked) - 1) // 2], "best": ranked[-1]}
 
 
+def qualitative_cases(
+    models: Mapping[str, nn.Module],
+    rows: pd.DataFrame,
+    cases: Sequence[Case],
+    size: int,
+    spacing_mm: float = 0.0,
+    device: str | torch.device = "cpu",
+) -> tuple[dict[str, Case], dict[str, dict[str, np.ndarray]], dict[str, dict[str, float]]]:
+    """What :func:`~modelmix_lite.viz.results.plot_qualitative` draws for a Fig. 2/3-style figure of one task.
+
+    Args:
+        models: method label -> its model of the task (e.g. ``Run(run).models().models[task]``).
+        rows: the task's per-(case, structure) scores with a ``method`` column (:func:`evaluate_run` rows).
+        cases: the scored volumes (at least the ones :func:`select_cases` picks).
+    Returns:
+        ``(picks, predictions, dice)``: ``{"worst"|"median"|"best": Case}``, ``{label: {case: (X, Y, Z)}}``
+        (:func:`predict_volume`) and ``{label: {case: average Dice}}``.
+    """
+    by_subject = {case.subject: case for case in cases}
+    picks = {rank: by_subject[subject] for rank, subject in select_cases(rows).items()}
+    predictions = {label: {case.subject: predict_volume(model, case, size, device=device, spacing_mm=spacing_mm)
+                           for case in picks.values()} for label, model in models.items()}
+    dice = {label: part.groupby("case")["dice"].mean().to_dict() for label, part in rows.groupby("method")}
+    return picks, predictions, dice
+
+
 def write_prediction(case: Case, pred: np.ndarray, path: str | Path) -> Path:
     """Save a canonical prediction ``(X, Y, Z)`` as NIfTI with the case's affine, spacing and raw label values.
 
@@ -152,72 +176,7 @@ def write_prediction(case: Case, pred: np.ndarray, path: str | Path) -> Path:
     return save_nifti(path, unmap_labels(pred, spec), affine=case.affine, spacing=case.spacing, dtype=np.int16)
 
 
-# --- finished runs: reuse, loading, evaluation and tables ---
-def data_fingerprint(root: str | Path, tasks: Sequence[str]) -> str:
-    """SHA-256 (first 16 hex digits) of all the data that runs on ``tasks`` read from ``root``.
-
-    Every file of every split present (:func:`~modelmix_lite.data.layout.list_cases`) contributes its task,
-    split, subject, file name and bytes, so the fingerprint changes when a file is added, removed, re-paired or
-    edited, and not when the data root is moved. A split that is absent (the real ACDC test set) adds nothing.
-
-    Raises:
-        DataError: a task's dataset or one of its splits is missing or malformed.
-    """
-    digest = hashlib.sha256()
-    for task in tasks:
-        for split in (s for s in SPLITS if split_present(task, root, s)):
-            for files in list_cases(task, root, split):
-                for path in (*files.images, files.label, files.scribble):
-                    if path is not None:
-                        digest.update(f"{task}/{split}/{files.subject}/{path.name}\0".encode())
-                        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def check_trained_data(run_dir: str | Path, data_root: str | Path, tasks: Sequence[str]) -> str | None:
-    """``None`` if ``data_root`` holds the data the run was trained on (same :func:`data_fingerprint`), or a
-    runs recorded before :data:`DATA_RECORD` existed; else a one-line message naming both roots and fingerprints."""
-    recorded = Run(run_dir).provenance
-    if not recorded:
-        return None
-    fingerprint = data_fingerprint(data_root, tasks)
-    if recorded.get("data_fingerprint") == fingerprint:
-        return None
-    return (f"{run_dir}: trained on {recorded.get('data_root')} (data fingerprint {recorded.get('data_fingerprint')}), "
-            f"but {data_root} holds other data (fingerprint {fingerprint})")
-
-
-def finished_run(run_dir: str | Path, record: Mapping, fingerprint: str) -> bool:
-    """Whether ``run_dir`` holds a finished run of ``record`` on the data of ``fingerprint`` (train-or-load).
-
-    True when the run's ``config.json`` equals ``record`` (``{"method", "tasks", "config"}``, as
-    :func:`modelmix_lite.train.train` writes it), ``training_curves.png`` exists (``train`` writes it after
-    its last step, so an interrupted run has none) and its :data:`~modelmix_lite.rundir.DATA_RECORD` records
-    ``fingerprint``.
-
-    Raises:
-        DataError: ``config.json`` or :data:`~modelmix_lite.rundir.DATA_RECORD` exists but is not valid JSON.
-    """
-    run = Run(run_dir)
-    if not ((run.path / CONFIG).is_file() and run.finished):
-        return False
-    same_config = run.record == json.loads(json.dumps(record))
-    return same_config and run.provenance.get("data_fingerprint") == fingerprint
-
-
-def run_geometry(run_dir: str | Path, record: Mapping) -> dict[str, float]:
-    """``{"size", "spacing_mm"}`` of a run's ``config.json`` record: the slice geometry to predict with.
-
-    Raises:
-        ConfigError: a run recorded before slices had a physical pixel size (no ``spacing_mm``).
-    """
-    config = record["config"]
-    if "spacing_mm" not in config:
-        raise ConfigError(f"{Path(run_dir) / 'config.json'}: recorded by modelmix_lite < 0.2 (no spacing_mm: "
-                          "slices were fitted differently then); retrain the run")
-    return {"size": config["size"], "spacing_mm": config["spacing_mm"]}
-
-
+# --- finished runs: evaluation and tables ---
 def _recorded_root(run: Path) -> Path:
     """The data root a run was trained on; ConfigError for a run recorded before :data:`DATA_RECORD`."""
     root = Run(run).data_root

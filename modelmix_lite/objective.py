@@ -28,7 +28,7 @@ from .losses import (
 from .methods import CoreConfig, MethodConfig
 from .mixing import mixable_layers, random_layer, sample_lambda, virtual_forward
 from .models import TaskModelSet
-from .perturb import apply_cutout, cutout_mask, mixup, partner_index, rotate, rotate_labels, to_device
+from .perturb import apply_cutout, cutout_mask, mixup, partner_index, rotate, rotate_labels, rotation_mask, to_device
 from .sampling import STREAM_DROPOUT, STREAM_OBJECTIVE, derive_seed
 
 
@@ -36,12 +36,6 @@ def task_pairs(tasks: Sequence[str], scheme: str) -> list[tuple[str, str]]:
     """The ordered task pairs Ω of Eqs. 6-7: ``"all"`` (i, j), i ≠ j, or ``"first"``: those with the first task."""
     pairs = [(i, j) for i in tasks for j in tasks if i != j]
     return pairs if scheme == "all" else [(i, j) for i, j in pairs if tasks[0] in (i, j)]
-
-
-def _rotation_mask(shape: tuple[int, ...], angle: Tensor, device: torch.device) -> Tensor:
-    """``(B, 1, H, W)``: 1 where a pixel survives rotating by ``angle`` and back (not a lost corner)."""
-    ones = torch.ones(shape[0], 1, *shape[2:], device=device)
-    return rotate(rotate(ones, angle, "nearest"), -angle, "nearest")
 
 
 class ModelMixObjective(nn.Module):
@@ -133,7 +127,7 @@ class ModelMixObjective(nn.Module):
         if self.core.rotate_virtual:
             angle = to_device(torch.rand((), generator=self.generator) * 360, x.device)
             x, y_v = rotate(x, angle, "nearest"), rotate_labels(y, angle)
-            mask = _rotation_mask(x.shape, angle, x.device)
+            mask = rotation_mask(x.shape, angle, x.device)
         models = self.models.models
         logits_v = virtual_forward(models[i], models[j], layer, lam, x, self.core.detach_virtual)
         terms = {}

@@ -246,6 +246,15 @@ def rotate(x: Tensor, angle: float | Tensor, mode: str = "bilinear") -> Tensor:
     return warp(x, affine_theta(_batch_angle(angle, x.shape[0], x.device), *x.shape[2:]), mode)
 
 
+def rotation_mask(
+    shape: tuple[int, ...], angle: float | Tensor, device: torch.device | str | None = None
+) -> Tensor:
+    """``(B, 1, H, W)`` for images of ``shape`` ``(B, C, H, W)``: 1 where a pixel survives :func:`rotate` by
+    ``angle`` and back (nearest), 0 in the corners lost on the way."""
+    ones = torch.ones(shape[0], 1, *shape[2:], device=device)
+    return rotate(rotate(ones, angle, "nearest"), -angle, "nearest")
+
+
 def rotate_labels(labels: Tensor, angle: float | Tensor) -> Tensor:
     """Rotate ``(B, H, W)`` labels like :func:`rotate` (nearest); the corners become ``UNANNOTATED``."""
     if labels.ndim != 3:

@@ -15,7 +15,7 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import torch
 
 from .checkpoints import load_checkpoint
 from .config import TrainConfig, config_from_dict, config_to_dict
+from .data.fingerprint import data_fingerprint
 from .errors import ConfigError, DataError
 from .files import write_text_atomic
 from .methods import get_method
@@ -265,3 +266,47 @@ def truncate_log(path: Path, step: int) -> None:
     kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
     if len(kept) < len(lines):
         write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+
+def check_trained_data(run_dir: str | Path, data_root: str | Path, tasks: Sequence[str]) -> str | None:
+    """``None`` if ``data_root`` holds the data the run was trained on (same :func:`data_fingerprint`), or a
+    runs recorded before :data:`DATA_RECORD` existed; else a one-line message naming both roots and fingerprints."""
+    recorded = Run(run_dir).provenance
+    if not recorded:
+        return None
+    fingerprint = data_fingerprint(data_root, tasks)
+    if recorded.get("data_fingerprint") == fingerprint:
+        return None
+    return (f"{run_dir}: trained on {recorded.get('data_root')} (data fingerprint {recorded.get('data_fingerprint')}), "
+            f"but {data_root} holds other data (fingerprint {fingerprint})")
+
+
+def finished_run(run_dir: str | Path, record: Mapping, fingerprint: str) -> bool:
+    """Whether ``run_dir`` holds a finished run of ``record`` on the data of ``fingerprint`` (train-or-load).
+
+    True when the run's ``config.json`` equals ``record`` (``{"method", "tasks", "config"}``, as
+    :func:`modelmix_lite.train.train` writes it), ``training_curves.png`` exists (``train`` writes it after
+    its last step, so an interrupted run has none) and its :data:`~modelmix_lite.rundir.DATA_RECORD` records
+    ``fingerprint``.
+
+    Raises:
+        DataError: ``config.json`` or :data:`~modelmix_lite.rundir.DATA_RECORD` exists but is not valid JSON.
+    """
+    run = Run(run_dir)
+    if not ((run.path / CONFIG).is_file() and run.finished):
+        return False
+    same_config = run.record == json.loads(json.dumps(record))
+    return same_config and run.provenance.get("data_fingerprint") == fingerprint
+
+
+def run_geometry(run_dir: str | Path, record: Mapping) -> dict[str, float]:
+    """``{"size", "spacing_mm"}`` of a run's ``config.json`` record: the slice geometry to predict with.
+
+    Raises:
+        ConfigError: a run recorded before slices had a physical pixel size (no ``spacing_mm``).
+    """
+    config = record["config"]
+    if "spacing_mm" not in config:
+        raise ConfigError(f"{Path(run_dir) / 'config.json'}: recorded by modelmix_lite < 0.2 (no spacing_mm: "
+                          "slices were fitted differently then); retrain the run")
+    return {"size": config["size"], "spacing_mm": config["spacing_mm"]}

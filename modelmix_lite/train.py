@@ -34,10 +34,11 @@ from . import rundir
 from .checkpoints import load_checkpoint, replica_digest, rng_state, save_checkpoint, set_rng_state
 from .config import (DEFAULT_DATA, PROFILES, TrainConfig, config_to_dict, device_name, pick_device, resolve_config,
                      split_overrides)
+from .data.fingerprint import data_fingerprint
 from .data.phantom import ensure_phantom
 from .data.tasks import TASKS
 from .errors import ConfigError
-from .evaluate import check_trained_data, data_fingerprint, evaluate_cases
+from .evaluate import evaluate_cases
 from .files import write_text_atomic
 from .methods import CORE_PRESETS, METHODS, MethodConfig, check_method_tasks, get_method
 from .objective import ModelMixObjective, build_objective
@@ -255,7 +256,7 @@ def _setup(config: TrainConfig, data_root: str | Path, out_dir: str | Path, meth
     distributed = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     rundir.check_run_dir(out, config, method.name, tasks, overwrite, resume)
-    if resume and (mismatch := check_trained_data(out, root, tasks)):
+    if resume and (mismatch := rundir.check_trained_data(out, root, tasks)):
         raise ConfigError(f"{mismatch}; resume with the same --data")
     if distributed:
         dist.barrier()

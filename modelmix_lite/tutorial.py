@@ -13,13 +13,13 @@ import torch
 
 from .checkpoints import load_checkpoint
 from .config import PROFILES, TrainConfig, config_to_dict
+from .data.fingerprint import data_fingerprint
 from .data.phantom import ensure_phantom
 from .data.tasks import TASKS
 from .errors import ConfigError, DataError
-from .evaluate import data_fingerprint, finished_run
 from .files import write_text_atomic
 from .provenance import REPO_ROOT, describe_environment, in_colab, in_source_checkout
-from .rundir import Run
+from .rundir import Run, finished_run
 from .train import train
 
 def resolve_profile(profile: str | None) -> str:

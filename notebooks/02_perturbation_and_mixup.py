@@ -75,7 +75,7 @@ from modelmix_lite.perturb import (
     cutout_mask,
     mixup,
     partner_index,
-    rotate,
+    rotation_mask,
 )
 from modelmix_lite.draws import sample_beta
 from modelmix_lite.viz import (
@@ -337,8 +337,7 @@ print("scribble values before:", sorted(scribble.unique().tolist()), " after:", 
 # `CoreConfig.rotate_virtual`). Rotating a square image there and back loses its corners:
 
 # %%
-ones = torch.ones(1, 1, slice_size, slice_size)
-kept = rotate(rotate(ones, 45.0, "nearest"), -45.0, "nearest").mean().item()
+kept = rotation_mask((1, 1, slice_size, slice_size), 45.0).mean().item()
 tutorial.glue("rotation_kept", kept)
 print(f"45° there and back keeps {kept:.1%} of the pixels")
 

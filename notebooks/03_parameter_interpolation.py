@@ -53,9 +53,9 @@ data_root = None  # None: the synthetic phantom (generated on first use); or a f
 seed = 0
 task_i, task_j = "myops", "mscmr"  # the host task i and the partner task j of the virtual model
 lam = 0.5  # the mixing ratio of the worked examples
-width = None  # channels of the first UNet block; None: the profile's (smoke 4, cpu 16, gpu/paper 64 as the paper)
-slice_size = None  # network input side S; None: the profile's (smoke 32, cpu 64, gpu/paper 256)
-n_lams = None  # points of the λ grid of the drift study; None: the profile's (smoke 5, cpu 7, gpu/paper 11)
+width = None  # channels of the first UNet block; None: the profile's `base` (the UNet the book trains)
+slice_size = None  # network input side S; None: the profile's `size`
+n_lams = 7  # points of the λ grid of the drift study
 batch_size = 2  # slices in the batch the models are probed with
 n_draws = 4000  # λ draws per Beta(α, α) in the sampling section
 
@@ -68,10 +68,7 @@ import torch
 from scipy.stats import beta as beta_distribution
 from torch.func import functional_call
 
-from modelmix_lite.probes import gradient_norms_by_group, mixed_feature_maps
-from modelmix_lite.config import FOV_MM
-from modelmix_lite.data.readers import load_split
-from modelmix_lite.data.slices import SliceDataset
+from modelmix_lite.config import FOV_MM, PROFILES
 from modelmix_lite.losses import supervised_loss
 from modelmix_lite.mixing import (
     DRIFT_POINTS,
@@ -84,7 +81,9 @@ from modelmix_lite.mixing import (
     virtual_forward,
     virtual_parameters,
 )
-from modelmix_lite.models import TaskModelSet, as_model_input
+from modelmix_lite.models import TaskModelSet
+from modelmix_lite.probes import gradient_norms_by_group, mixed_feature_maps
+from modelmix_lite.sampling import example_batch
 from modelmix_lite.tutorial import glue, resolve_data_root, resolve_profile
 from modelmix_lite.viz import (
     lambda_slider,
@@ -98,15 +97,12 @@ from modelmix_lite.viz import (
 
 
 profile = resolve_profile(profile)
-defaults = {"smoke": (4, 32, 5), "cpu": (16, 64, 7), "cpu_long": (16, 64, 7), "gpu": (64, 256, 11),
-            "paper": (64, 256, 11)}[profile]
-width, slice_size, n_lams = (given or default for given, default in zip((width, slice_size, n_lams), defaults))
+width, slice_size = width or PROFILES[profile].base, slice_size or PROFILES[profile].size
 device = torch.device("cuda" if profile in ("gpu", "paper") and torch.cuda.is_available() else "cpu")
 if profile == "smoke":
     torch.set_num_threads(1)  # tiny tensors: on a busy machine, extra threads cost more than they save
 root = resolve_data_root(data_root, profile, seed)
 generator = torch.Generator().manual_seed(seed)  # every random draw of the library comes from here
-rng = np.random.default_rng(seed)
 print(f"profile: {profile}, data root: {root}, UNet width {width}, slices {slice_size}², device {device}")
 
 # %% [markdown]
@@ -134,11 +130,10 @@ with torch.no_grad():  # trained-looking biases and BN affines: b, β ~ N(0, 0.1
 model_set = model_set.to(device).eval()  # eval: no dropout noise in the comparisons
 model_i, model_j = model_set.models[task_i], model_set.models[task_j]
 
-data = SliceDataset(load_split(task_i, root, "train"), size=slice_size, target="scribble",
-                    spacing_mm=FOV_MM / slice_size)
-pick = rng.choice(np.flatnonzero(data.annotated), size=batch_size, replace=False)
-x = as_model_input(torch.from_numpy(data.images[pick])).to(device)  # (B, 3, S, S): task i's slices
-y = torch.from_numpy(data.targets[pick]).long().to(device)  # (B, S, S) scribbles, 255 = unannotated
+batch = example_batch(task_i, root, slice_size, n_scribbled=batch_size, n_unlabeled=0, seed=seed,
+                      spacing_mm=FOV_MM / slice_size)  # task i's most-scribbled training slices
+x = batch["image"].to(device)  # (B, 3, S, S)
+y = batch["target"].to(device)  # (B, S, S) scribbles, 255 = unannotated
 n_params = sum(p.numel() for p in model_i.parameters())
 print(f"x: {tuple(x.shape)}, y: {tuple(y.shape)}; {n_params:,} parameters per model")
 

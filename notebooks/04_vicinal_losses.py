@@ -73,7 +73,7 @@ from modelmix_lite.losses import (
 from modelmix_lite.methods import CORE_PRESETS, METHODS
 from modelmix_lite.mixing import mixable_layers, virtual_forward
 from modelmix_lite.objective import ModelMixObjective, task_pairs
-from modelmix_lite.perturb import apply_cutout, cutout_mask, mixup, partner_index, rotate
+from modelmix_lite.perturb import apply_cutout, cutout_mask, mixup, partner_index, rotate, rotation_mask
 from modelmix_lite.probes import (
     cosine_examples,
     cosine_reduction_frame,
@@ -315,7 +315,7 @@ angle = 30.0
 host = out["logits"].softmax(1).detach()
 x_rot = rotate(out["x"], angle, "nearest")
 logits_rot = virtual_forward(models.models["myops"], models.models["mscmr"], layer, lam, x_rot).detach()
-kept = rotate(rotate(torch.ones_like(host[:, :1]), angle, "nearest"), -angle, "nearest")  # 0 in the lost corners
+kept = rotation_mask(host.shape, angle)  # 0 in the lost corners
 
 
 def back(z: torch.Tensor) -> torch.Tensor:

@@ -72,12 +72,7 @@ from IPython.display import Markdown
 from modelmix_lite import tutorial, viz
 from modelmix_lite.config import pick_device, resolve_config
 from modelmix_lite.data.readers import load_split
-from modelmix_lite.evaluate import (
-    evaluate_run,
-    paper_table,
-    predict_volume,
-    select_cases,
-)
+from modelmix_lite.evaluate import evaluate_run, paper_table, qualitative_cases
 from modelmix_lite.methods import CORE_PRESETS, METHODS
 from modelmix_lite.metrics import summarize
 from modelmix_lite.rundir import Run, run_name
@@ -211,7 +206,6 @@ paper_table(rows, "hd")
 # %%
 summary = summarize(rows)
 average = summary[summary["structure"] == "Avg"].set_index(["task", "method"])["dice_mean"]
-per_volume = rows.groupby(["task", "method", "case"])["dice"].mean()  # each volume's average over structures
 labels = {key: label for key, (label, _, _) in variants.items()}
 for task in tasks:
     tutorial.glue(f"n_eval_{task}", rows.loc[rows["task"] == task, "case"].nunique())
@@ -238,19 +232,16 @@ plt.show()
 # The paper's Figs. 2–3 show the test cases ranked worst, median and best "by the average Dice Scores of all
 # compared methods". {py:func}`~modelmix_lite.evaluate.select_cases` ranks them the same way, per task; each row
 # is the middle slice of the heart, zoomed in, with the LGE image (MyoPS: `DE`) under the ground truth and under
-# each method's prediction ({py:func}`~modelmix_lite.evaluate.predict_volume`), and each method's average Dice
+# each method's prediction ({py:func}`~modelmix_lite.evaluate.qualitative_cases` calls
+# {py:func}`~modelmix_lite.evaluate.predict_volume`), and each method's average Dice
 # of that volume. When a split has fewer than three volumes, one volume takes several ranks.
 
 # %%
 models = {label: Run(run).models("best.pt", device) for label, run in runs.items()}
 for task in tasks:
-    task_rows = rows[rows["task"] == task]
-    by_subject = {case.subject: case for case in load_split(task, root, eval_split)}
-    picks = {rank: by_subject[subject] for rank, subject in select_cases(task_rows).items()}
-    predictions = {label: {case.subject: predict_volume(model.models[task], case, config.size, device=device,
-                                                      spacing_mm=config.spacing_mm)
-                           for case in picks.values()} for label, model in models.items()}
-    viz.plot_qualitative(picks, predictions, {label: per_volume[task, label].to_dict() for label in models})
+    viz.plot_qualitative(*qualitative_cases({label: m.models[task] for label, m in models.items()},
+                                            rows[rows["task"] == task], load_split(task, root, eval_split),
+                                            config.size, config.spacing_mm, device))
     plt.show()
 
 # %% [markdown]

@@ -48,4 +48,4 @@ def matplotlib_font_cache() -> None:
     """Build matplotlib's font cache once, in this process, before any test starts a subprocess: on a machine
     that never ran matplotlib, the first import prints "Matplotlib is building the font cache" to stderr,
     which the CLI's one-line-error tests would read as part of the error."""
-    import matplotlib.font_manager  # noqa: F401 (importing builds the cache)
+    import matplotlib.font_manager  # noqa: F401  (importing builds the cache)

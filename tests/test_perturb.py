@@ -14,6 +14,7 @@ from modelmix_lite.perturb import (
     partner_index,
     rotate,
     rotate_labels,
+    rotation_mask,
     to_device,
 )
 
@@ -155,6 +156,15 @@ def test_rotation_of_non_square_images_has_no_shear():
     assert (out[..., :2] == 0).all() and (out[..., 6:] == 0).all()
     labels = rotate_labels(x[:, 0].long(), 90)
     assert (labels[..., :2] == UNANNOTATED).all() and torch.equal(labels[..., 2:6], out[:, 0, :, 2:6].long())
+
+
+def test_rotation_mask_keeps_what_survives_there_and_back():
+    mask = rotation_mask((3, 2, 64, 64), torch.tensor([0.0, 90.0, 45.0]))
+    assert mask.shape == (3, 1, 64, 64) and set(mask.unique().tolist()) <= {0.0, 1.0}
+    assert mask[0].all() and mask[1].all()  # 0° and 90° lose nothing on a square
+    # a square rotated by 45° overlaps the original on 2(√2 − 1) ≈ 82.8 % of its area; the corners are lost
+    assert mask[2].mean().item() == pytest.approx(2 * (2**0.5 - 1), abs=0.03)
+    assert mask[2, 0, 0, 0] == 0 and mask[2, 0, 32, 32] == 1
 
 
 def test_rotate_labels_corners_are_unannotated():

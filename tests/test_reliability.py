@@ -288,7 +288,9 @@ def test_a_papermill_data_root_that_is_not_a_path_is_one_line():
 def test_a_run_remembers_its_data_and_resume_or_evaluate_elsewhere_says_so(phantom_root, tmp_path):
     from modelmix_lite.data.phantom import generate_phantom
     from modelmix_lite.errors import ConfigError
-    from modelmix_lite.evaluate import DATA_RECORD, data_fingerprint, evaluate_run
+    from modelmix_lite.data.fingerprint import data_fingerprint
+    from modelmix_lite.evaluate import evaluate_run
+    from modelmix_lite.rundir import DATA_RECORD
     from modelmix_lite.config import resolve_config
     from modelmix_lite.train import train
 
@@ -320,7 +322,8 @@ def test_evaluate_and_predict_default_to_the_data_the_run_was_trained_on(phantom
     import warnings
 
     from modelmix_lite.config import resolve_config
-    from modelmix_lite.evaluate import DATA_RECORD, evaluate_run, predict_run
+    from modelmix_lite.evaluate import evaluate_run, predict_run
+    from modelmix_lite.rundir import DATA_RECORD
     from modelmix_lite.rundir import Run
     from modelmix_lite.train import train
 

@@ -17,7 +17,7 @@ from modelmix_lite.config import PROFILES, resolve_config
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.data.tasks import TASKS
 from modelmix_lite.errors import ConfigError, DataError
-from modelmix_lite.evaluate import data_fingerprint
+from modelmix_lite.data.fingerprint import data_fingerprint
 from modelmix_lite.methods import METHODS
 from modelmix_lite.metrics import evaluate_volume
 from modelmix_lite.paper_results import PUBLISHED_COLUMNS, published

@@ -19,16 +19,11 @@ from modelmix_lite.data.inspect import inspect_dataset
 from modelmix_lite.data.phantom import generate_phantom
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.errors import ConfigError, DataError
-from modelmix_lite.evaluate import (
-    data_fingerprint,
-    evaluate_cases,
-    evaluate_run,
-    finished_run,
-    paper_table,
-)
+from modelmix_lite.data.fingerprint import data_fingerprint
+from modelmix_lite.evaluate import evaluate_cases, evaluate_run, paper_table, qualitative_cases
 from modelmix_lite.methods import METHODS
 from modelmix_lite.objective import build_objective
-from modelmix_lite.rundir import DATA_RECORD, Run
+from modelmix_lite.rundir import DATA_RECORD, Run, finished_run
 from modelmix_lite.viz import plot_dice_strip, plot_qualitative, plot_training_curves, plot_validation_curves
 
 TASKS = ["myops", "mscmr"]
@@ -267,3 +262,22 @@ def test_data_fingerprint_and_inspect_skip_an_absent_split(root: Path, tmp_path:
     assert report["absent_splits"] == ["test"] and report["problems"] == [] and set(report["splits"]) == {"train", "val"}
     with pytest.raises(DataError, match=r"TestSet/images: test images folder not found"):
         load_split("mscmr", copy, "test")  # asked for, an absent split is an error
+
+
+def test_qualitative_cases_ranks_by_every_method_and_predicts_each_pick(phantom_root: Path, tmp_path: Path) -> None:
+    _write_run(tmp_path / "run")
+    models = Run(tmp_path / "run").models().models
+    cases = load_split("mscmr", phantom_root, "val")
+    subjects = [case.subject for case in cases]
+    rows = pd.DataFrame(
+        [{"method": label, "case": subject, "structure": s, "dice": (k + 1) / 10 + (0.05 if label == "b" else 0)}
+         for label in ("a", "b") for k, subject in enumerate(subjects) for s in ("LV", "MYO")]
+    )
+    picks, predictions, dice = qualitative_cases({"a": models["mscmr"], "b": models["mscmr"]}, rows, cases, 32,
+                                                 device="cpu")
+    assert [picks[rank].subject for rank in ("worst", "best")] == [subjects[0], subjects[-1]]
+    assert set(predictions) == {"a", "b"} and set(predictions["a"]) == {case.subject for case in picks.values()}
+    for case in picks.values():
+        assert predictions["a"][case.subject].shape == case.image.shape[1:]
+    assert dice["a"][subjects[0]] == pytest.approx(0.1)
+    assert dice["b"][subjects[-1]] == pytest.approx(len(subjects) / 10 + 0.05)

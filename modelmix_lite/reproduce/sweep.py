@@ -46,15 +46,16 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import TrainConfig, config_to_dict, device_name, pick_device, resolve_config
+from ..data.fingerprint import data_fingerprint
 from ..data.readers import load_split
 from ..errors import ConfigError, DataError
-from ..evaluate import data_fingerprint, predict_volume, run_geometry
+from ..evaluate import predict_volume
 from ..files import atomic_write, write_text_atomic
 from ..methods import METHODS
-from ..rundir import Run, run_name
 from ..metrics import evaluate_volume
-from ..train import train
 from ..provenance import git_commit
+from ..rundir import Run, run_geometry, run_name
+from ..train import train
 from .specs import Entry, RESULT_COLUMNS, TableSpec, default_seeds, get_table, select_entries, sweep_folder
 
 
