@@ -65,7 +65,7 @@ def inspect(argv: list[str]) -> int:
 @command
 def train(argv: list[str]) -> int:
     """Train a method (ModelMix, its ablations, baselines) on one or more tasks; writes a run directory."""
-    from .train import main_train
+    from .train_command import main_train
 
     return main_train(argv)
 
@@ -148,7 +148,7 @@ def reproduce(argv: list[str]) -> int:
 @command
 def bench(argv: list[str]) -> int:
     """Time one training step of each method: step time, samples/s, peak memory, FLOPs."""
-    from .bench import main_bench
+    from .bench_command import main_bench
 
     return main_bench(argv)
 

@@ -1,4 +1,4 @@
-"""Training: the loop, its log and its run directory, DDP and the ``train`` command.
+"""Training: the loop, its log and its run directory, DDP (the command line: :mod:`~modelmix_lite.train_command`).
 
 One iteration draws one batch of every task of the run (:mod:`~modelmix_lite.sampling`), evaluates the
 :class:`~modelmix_lite.objective.ModelMixObjective` (all loss terms of all tasks and task pairs), and takes one
@@ -14,10 +14,8 @@ Run directory: ``config.json`` (the resolved :class:`~modelmix_lite.config.Train
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,23 +30,17 @@ from tqdm.auto import tqdm
 
 from . import rundir
 from .checkpoints import load_checkpoint, replica_digest, rng_state, save_checkpoint, set_rng_state
-from .config import (DEFAULT_DATA, PROFILES, TrainConfig, config_to_dict, device_name, pick_device, resolve_config,
-                     split_overrides)
+from .config import TrainConfig, config_to_dict, device_name, pick_device
 from .data.fingerprint import data_fingerprint
-from .data.phantom import ensure_phantom
 from .data.tasks import TASKS
 from .errors import ConfigError
 from .evaluate import evaluate_cases
 from .files import write_text_atomic
-from .methods import CORE_PRESETS, METHODS, MethodConfig, check_method_tasks, get_method
+from .methods import MethodConfig, check_method_tasks, get_method
 from .objective import ModelMixObjective, build_objective
 from .provenance import describe_environment
 from .sampling import STREAM_AUGMENT, TaskData, derive_seed, load_task_data, prepare_batch
 from .viz.results import plot_training_curves
-
-
-
-
 
 
 def learning_rate(step: int, total: int, config: TrainConfig) -> float:
@@ -69,8 +61,6 @@ def learning_rate(step: int, total: int, config: TrainConfig) -> float:
     return config.lr * (ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-
-
 def _gather(obj: object, world: int) -> list:
     """``obj`` from every rank (a one-element list without DDP)."""
     if world == 1:
@@ -78,7 +68,6 @@ def _gather(obj: object, world: int) -> list:
     out = [None] * world
     dist.all_gather_object(out, obj)
     return out
-
 
 
 # ----------------------------------------------------------------------------------------------
@@ -148,7 +137,6 @@ def _validate(objective: ModelMixObjective, data: Mapping[str, TaskData], config
     return result
 
 
-
 def _start_run_dir(out: Path, method: MethodConfig, tasks: list[str], config: TrainConfig,
                    data: Mapping[str, TaskData]) -> None:
     """(Re)create ``out`` (marked as a run directory, its lock kept) with ``config.json`` and ``split.json``."""
@@ -196,7 +184,7 @@ def train(
     ``$MODELMIX_LITE_CACHE`` or ``~/.cache/modelmix_lite/slices``), so only the first run on the data decodes
     its training volumes (validation cases are still read each run).
 
-    Under ``torch.distributed`` (initialised by the caller, e.g. :func:`main_train` under torchrun) the
+    Under ``torch.distributed`` (initialised by the caller, e.g. :func:`~modelmix_lite.train_command.main_train` under torchrun) the
     objective is wrapped in DDP, every task batch is sharded over the ranks and only rank 0 writes.
     Non-finite losses are detected at each log and checkpoint boundary and raise FloatingPointError
     naming the first bad step and term; ``last.pt`` then still holds the last good state.
@@ -403,76 +391,3 @@ def _train(
         write_text_atomic(s.out / rundir.DATA_RECORD, json.dumps(record, indent=2))
     return s.out
 
-
-# ----------------------------------------------------------------------------------------------
-# Command line
-# ----------------------------------------------------------------------------------------------
-
-
-def _epilog() -> str:
-    methods = "\n".join(f"  {name:<9} {m.summary}" for name, m in METHODS.items())
-    tasks = "\n".join(f"  {name:<9} {spec.title}" for name, spec in TASKS.items())
-    profiles = "\n".join(
-        f"  {name:<9} steps={'%d epochs' % p.epochs if p.epochs else p.steps}, batch {p.batch_size}/task, "
-        f"{p.size}x{p.size}, base {p.base}" for name, p in PROFILES.items()
-    )
-    return f"methods:\n{methods}\n\ntasks:\n{tasks}\n\nprofiles:\n{profiles}"
-
-
-def _init_distributed() -> None:
-    """Join the torchrun process group when ``WORLD_SIZE > 1`` (nccl on CUDA, gloo otherwise)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group(backend)
-
-
-def main_train(argv: Sequence[str]) -> int:
-    """``train`` command: parse ``argv``, train, print the run directory; return 0."""
-    parser = argparse.ArgumentParser(
-        prog="python -m modelmix_lite train",
-        description="Train a method on one or more tasks. "
-        "Multi-GPU: torchrun --nproc_per_node=N -m modelmix_lite train ...",
-        epilog=_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--method", default="modelmix", help="method name (listed below; default modelmix)")
-    parser.add_argument("--tasks", default="myops,mscmr", help="comma-separated tasks (default myops,mscmr)")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help=f"data root (default {DEFAULT_DATA}; the default phantom is generated there if absent)")
-    parser.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
-    parser.add_argument("--preset", default="paper", help=f"core preset: {', '.join(CORE_PRESETS)} (default paper)")
-    parser.add_argument("--out", type=Path, default=None, help="run directory (default runs/METHOD_TASKS_PROFILE)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a TrainConfig or CoreConfig field (repeatable), e.g. --set steps=50")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (shortcut for --set seed=N)")
-    parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps (shortcut for --set device=...)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="slice cache folder, filled on the first run (default $MODELMIX_LITE_CACHE, "
-                        "else ~/.cache/modelmix_lite/slices)")
-    args = parser.parse_args(list(argv))
-
-    method = get_method(args.method)
-    tasks = [t.strip().lower() for t in args.tasks.split(",") if t.strip()]
-    overrides = split_overrides(args.overrides)
-    if args.seed is not None:
-        overrides["seed"] = str(args.seed)
-    if args.device is not None:
-        overrides["device"] = args.device
-    config = resolve_config(args.profile, overrides, args.preset)
-    out = args.out or Path("runs") / f"{rundir.run_name(args.method)}_{'+'.join(tasks)}_{args.profile}"
-    _init_distributed()
-    if not args.data.exists() and args.data == DEFAULT_DATA:
-        if not dist.is_initialized() or dist.get_rank() == 0:
-            ensure_phantom(args.data, progress=not args.quiet)
-        if dist.is_initialized():
-            dist.barrier()
-    run = train(config, args.data, out, method, tasks, args.overwrite, args.resume, progress=not args.quiet,
-                cache_dir=args.cache_dir)
-    if not dist.is_initialized() or dist.get_rank() == 0:
-        print(f"run directory: {run}")
-    return 0

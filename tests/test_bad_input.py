@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_readers import SHAPE, SPACING, make_case, save_raw, write_dataset, write_myops_lists, write_myops_subject
 
-from modelmix_lite.data import layout
+from modelmix_lite.data import layout, writer
 from modelmix_lite.data.inspect import format_report, inspect_dataset, main_inspect
 from modelmix_lite.data.nifti import load_nifti
 from modelmix_lite.data.readers import load_split
@@ -132,7 +132,7 @@ def test_bad_options(tmp_path):
     with pytest.raises(ConfigError, match="task: unknown task 'brats'"):
         layout.list_cases("brats", tmp_path, "train")
     with pytest.raises(ConfigError, match=r"splits: unknown split names \['dev'\]"):
-        layout.write_index("myops", tmp_path, {"dev": []})
+        writer.write_index("myops", tmp_path, {"dev": []})
 
 
 # --- readers: grids, labels, voxels --------------------------------------------------------------------
@@ -217,7 +217,7 @@ def test_truncated_missing_and_non_3d_files(tmp_path):
 
 def test_write_case_rejects_bad_arrays(tmp_path):
     case = make_case("acdc", 0)
-    write = lambda **kw: layout.write_case(**{"task": "acdc", "root": tmp_path, "split": "train",  # noqa: E731
+    write = lambda **kw: writer.write_case(**{"task": "acdc", "root": tmp_path, "split": "train",  # noqa: E731
                                               "subject": "patient001_frame01", "image": case["image"],
                                               "spacing": SPACING, **kw})
     with pytest.raises(DataError, match="patient1: not a acdc train subject id"):
@@ -238,7 +238,7 @@ def test_write_case_rejects_bad_arrays(tmp_path):
         write(scribble=np.zeros((12, 10), np.uint8))
     myops = make_case("myops", 0)
     with pytest.raises(DataError, match="MyoPS test subjects have no scribble file"):
-        layout.write_case("myops", tmp_path, "test", "myops_test_201", myops["image"], SPACING,
+        writer.write_case("myops", tmp_path, "test", "myops_test_201", myops["image"], SPACING,
                           scribble=myops["scribble"])
     assert not list(tmp_path.rglob("*.nii.gz"))  # a rejected case writes nothing
 

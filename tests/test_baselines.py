@@ -37,7 +37,8 @@ from modelmix_lite.methods import BASELINES, CORE_PRESETS, METHODS, MethodConfig
 from modelmix_lite.models import TaskModelSet, UNet
 from modelmix_lite.objective import build_objective
 from modelmix_lite.sampling import prepare_batch
-from modelmix_lite.train import main_train, train
+from modelmix_lite.train import train
+from modelmix_lite.train_command import main_train
 
 U = 255
 PAPER = CORE_PRESETS["paper"]

@@ -10,17 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from modelmix_lite.bench import (
-    COMPARE_FIELDS,
-    compare,
-    format_table,
-    main_bench,
-    overhead_ratios,
-    parse_method_spec,
-    peak_tflops,
-    run_bench,
-    synthetic_batches,
-)
+from modelmix_lite.bench import overhead_ratios, parse_method_spec, peak_tflops, run_bench, synthetic_batches
+from modelmix_lite.bench_command import COMPARE_FIELDS, compare, format_table, main_bench
 from modelmix_lite.data.tasks import UNANNOTATED
 from modelmix_lite.errors import ConfigError, DataError
 from modelmix_lite.methods import METHODS

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from modelmix_lite.data import phantom
+from modelmix_lite.data import anatomy, phantom
 from modelmix_lite.data.layout import list_cases
 from modelmix_lite.data.readers import load_split
 from modelmix_lite.data.scribbles import scribble_coverage
@@ -141,12 +141,12 @@ def test_pathology_scar_in_edema_in_myocardium(smoke):
 def test_lesion_masks_nest_scar_in_edema():
     rng = np.random.default_rng(0)
     for _ in range(20):
-        lesion = phantom.sample_subject(rng, lesion=True).heart.lesion
+        lesion = anatomy.sample_subject(rng, lesion=True).heart.lesion
         theta, depth = rng.uniform(-np.pi, np.pi, 5000), rng.uniform(0, 1, 5000)
         for t in np.linspace(0, 1, 6):
-            edema, scar = phantom.lesion_masks(lesion, theta, depth, t)
+            edema, scar = anatomy.lesion_masks(lesion, theta, depth, t)
             assert not (scar & ~edema).any()
-    assert phantom.sample_subject(rng, lesion=False).heart.lesion is None
+    assert anatomy.sample_subject(rng, lesion=False).heart.lesion is None
 
 
 def test_contrasts(smoke):
@@ -211,7 +211,7 @@ def test_scan_and_render_errors():
     rng = np.random.default_rng(0)
     with pytest.raises(ConfigError, match=r"sequence: the phantom has no contrast for 'FLAIR'"):
         phantom.sample_scan(rng, "FLAIR")
-    subject = phantom.sample_subject(rng, lesion=False)
+    subject = anatomy.sample_subject(rng, lesion=False)
     geometry = phantom.sample_geometry(rng, phantom.PRESETS["smoke"]["myops"], "myops", subject.heart.length)
     with pytest.raises(ConfigError, match=r"scans: expected 3 \(one per sequence of myops\), got 1"):
         phantom.render_volume(subject, geometry, "myops", [phantom.sample_scan(rng, "C0")], rng)

@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from modelmix_lite.data import layout
+from modelmix_lite.data import layout, writer
 from modelmix_lite.data.inspect import format_report, inspect_dataset, main_inspect
 from modelmix_lite.data.nifti import load_nifti, save_nifti
 from modelmix_lite.data.readers import load_split
@@ -44,9 +44,9 @@ def write_dataset(task: str, root: Path, seed: int = 0) -> dict[str, dict[str, n
         for subject in subjects:
             arrays[subject] = make_case(task, seed + len(arrays))
             scribble = None if (task, split) == ("myops", "test") else arrays[subject]["scribble"]
-            layout.write_case(task, root, split, subject, arrays[subject]["image"], SPACING,
+            writer.write_case(task, root, split, subject, arrays[subject]["image"], SPACING,
                               label=arrays[subject]["label"], scribble=scribble)
-    layout.write_index(task, root, SUBJECTS[task])
+    writer.write_index(task, root, SUBJECTS[task])
     return arrays
 
 
@@ -111,7 +111,7 @@ def test_write_index_contents(tmp_path):
         "myops_training_102 myops_training_102_gd 0"]
     assert len(train) == 12
     assert (tmp_path / "MyoPS/test.csv").read_text() == "file_name,stage,dx,dy,dz\nmyops_test_201,test,12,10,4\n"
-    layout.write_index("acdc", tmp_path, SUBJECTS["acdc"])  # a no-op
+    writer.write_index("acdc", tmp_path, SUBJECTS["acdc"])  # a no-op
     assert not list((tmp_path / "ACDC_dataset").glob("*.txt"))
 
 

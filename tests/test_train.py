@@ -19,7 +19,8 @@ from modelmix_lite.methods import CORE_PRESETS, METHODS
 from modelmix_lite.models import TaskModelSet
 from modelmix_lite.objective import ModelMixObjective, task_pairs
 from modelmix_lite.sampling import InfiniteSampler
-from modelmix_lite.train import TermMeter, main_train, train
+from modelmix_lite.train import TermMeter, train
+from modelmix_lite.train_command import main_train
 
 TASKS = ["myops", "mscmr"]
 TINY = ["steps=2", "batch_size=4", "size=32", "base=4", "val_every=0", "log_every=1", "ckpt_every=2"]

@@ -1,6 +1,6 @@
-"""The official folder layouts of ACDC, MSCMRseg and MyoPS: find a dataset, pair its files, write cases.
+"""The official folder layouts of ACDC, MSCMRseg and MyoPS: find a dataset and pair its files.
 
-This is the one module that knows folder and file names, in both directions (reading and writing).
+This is the one module that knows folder and file names; :mod:`.writer` writes cases under them.
 A *data root* holds any of ``ACDC_dataset/``, ``MSCMR_dataset/``, ``MyoPS/`` (+ ``MyoPS_scribbles/``)::
 
     ACDC_dataset/{train,val,TestSet}/images/patientXXX_frameYY.nii.gz
@@ -29,9 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from ..files import write_text_atomic
-from .nifti import load_nifti, save_nifti
-from .tasks import UNANNOTATED, TaskSpec, get_task, unmap_labels
+from .tasks import TaskSpec, get_task
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_FOLDERS: dict[str, str] = {"train": "train", "val": "val", "test": "TestSet"}
@@ -78,7 +76,8 @@ class CaseFiles:
     scribble: Path | None
 
 
-def _check_split(split: str) -> None:
+def check_split(split: str) -> None:
+    """:class:`ConfigError` unless ``split`` is one of :data:`SPLITS`."""
     if split not in SPLITS:
         raise ConfigError(f"split: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
 
@@ -88,7 +87,8 @@ def _natural_key(name: str) -> list[int | str]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
-def _subject_pattern(spec: TaskSpec, split: str) -> re.Pattern[str]:
+def subject_pattern(spec: TaskSpec, split: str) -> re.Pattern[str]:
+    """The file-name pattern of a subject of ``spec``'s ``split`` (MyoPS's test subjects are named apart)."""
     return SUBJECT_PATTERNS["myops_test" if spec.name == "myops" and split == "test" else spec.name]
 
 
@@ -119,12 +119,7 @@ def find_dataset_root(task: str, root: str | Path) -> Path:
     )
 
 
-def _dataset_dir_for_write(spec: TaskSpec, root: str | Path) -> Path:
-    root = Path(root)
-    return root if root.name == spec.folder else root / spec.folder
-
-
-def _expected_files(spec: TaskSpec, dataset: Path, split: str, subject: str) -> CaseFiles:
+def expected_files(spec: TaskSpec, dataset: Path, split: str, subject: str) -> CaseFiles:
     """Where every file of ``subject`` lives (whether or not it exists)."""
     if spec.name == "myops":
         images_dir, gt_dir = ("test", "test_gd") if split == "test" else ("train", "train_gd")
@@ -188,7 +183,7 @@ def _scan_folder_layout(spec: TaskSpec, dataset: Path, split: str) -> tuple[list
     images_dir = split_dir / "images"
     if not images_dir.is_dir():
         raise DataError(f"{images_dir}: {split} images folder not found")
-    pattern, problems, subjects = _subject_pattern(spec, split), [], []
+    pattern, problems, subjects = subject_pattern(spec, split), [], []
     for f in _nifti_files(images_dir):
         stem = f.name[: -len(EXT)] if f.name.endswith(EXT) else None
         if stem is not None and pattern.fullmatch(stem):
@@ -198,7 +193,7 @@ def _scan_folder_layout(spec: TaskSpec, dataset: Path, split: str) -> tuple[list
     required = "scribble" if split == "train" else "label"
     cases, used = [], set()
     for subject in sorted(subjects, key=_natural_key):
-        expected = _expected_files(spec, dataset, split, subject)
+        expected = expected_files(spec, dataset, split, subject)
         used |= _files_of(expected)
         case, case_problems = _pair(expected, required, use_scribble=True)
         problems += case_problems
@@ -262,15 +257,15 @@ def _scan_myops(spec: TaskSpec, dataset: Path, split: str) -> tuple[list[CaseFil
     required = {"train": "scribble", "val": "label", "test": None}[split]
     cases = []
     for subject in sorted(members[split], key=_natural_key):
-        case, case_problems = _pair(_expected_files(spec, dataset, split, subject), required, split == "train")
+        case, case_problems = _pair(expected_files(spec, dataset, split, subject), required, split == "train")
         problems += case_problems
         cases += [case] if case else []
     listed = {s for subjects in members.values() for s in subjects}
     used = set()
     for name, subjects in members.items():
-        used |= {f for s in subjects for f in _files_of(_expected_files(spec, dataset, name, s))}
+        used |= {f for s in subjects for f in _files_of(expected_files(spec, dataset, name, s))}
     problems += _unused_files(
-        folders, used, _subject_pattern(spec, split), listed, lambda s: f"subject {s} is not listed in {lists}"
+        folders, used, subject_pattern(spec, split), listed, lambda s: f"subject {s} is not listed in {lists}"
     )
     return cases, problems
 
@@ -282,7 +277,7 @@ def split_present(task: str, root: str | Path, split: str) -> bool:
     when they ask for it. Raises :class:`DataError` when the dataset itself is missing.
     """
     spec = get_task(task)
-    _check_split(split)
+    check_split(split)
     dataset = find_dataset_root(task, root)
     if spec.name == "myops":
         return (dataset / (MYOPS_TEST_CSV if split == "test" else MYOPS_LISTS[split])).is_file()
@@ -301,7 +296,7 @@ def scan_split(task: str, root: str | Path, split: str) -> tuple[list[CaseFiles]
         DataError: the dataset, split folder or split list is missing or malformed.
     """
     spec = get_task(task)
-    _check_split(split)
+    check_split(split)
     dataset = find_dataset_root(task, root)
     scan = _scan_myops if spec.name == "myops" else _scan_folder_layout
     return scan(spec, dataset, split)
@@ -319,124 +314,3 @@ def list_cases(task: str, root: str | Path, split: str) -> list[CaseFiles]:
     return cases
 
 
-def _raw_scribble_lut(spec: TaskSpec) -> dict[int, int]:
-    """Canonical scribble value -> raw value written (the first raw value listed for it)."""
-    inverse: dict[int, int] = {}
-    for raw, canonical in spec.scribble_map.items():
-        inverse.setdefault(canonical, raw)
-    return inverse
-
-
-def _check_labels(values: np.ndarray, allowed: set[int], what: str, subject: str) -> None:
-    found = set(np.unique(values).tolist())
-    if not found <= allowed:
-        raise DataError(f"{subject}: {what} has values {sorted(found - allowed)} outside {sorted(allowed)}")
-
-
-def _to_raw_image(channel: np.ndarray, dtype: type, path: Path) -> np.ndarray:
-    if np.dtype(dtype).kind == "f":
-        return channel.astype(dtype)
-    info = np.iinfo(dtype)
-    rounded = np.rint(channel)
-    if rounded.min() < info.min or rounded.max() > info.max:
-        raise DataError(
-            f"{path}: image values [{channel.min():g}, {channel.max():g}] do not fit the stored {np.dtype(dtype)}"
-        )
-    return rounded.astype(dtype)
-
-
-def write_case(
-    task: str,
-    root: str | Path,
-    split: str,
-    subject: str,
-    image: np.ndarray,
-    spacing: tuple[float, float, float],
-    label: np.ndarray | None = None,
-    scribble: np.ndarray | None = None,
-    affine: np.ndarray | None = None,
-) -> dict[str, Path]:
-    """Write one case in the official layout and raw encodings; the inverse of reading it.
-
-    Images are stored per :data:`IMAGE_DTYPES` (integer types are rounded); ground truth via
-    :func:`tasks.unmap_labels`; scribbles with ``UNANNOTATED`` as 4 (ACDC/MSCMR) or 0 (MyoPS, whose
-    background scribble is 3000). MyoPS scribbles are written as released: float-stored, spacing
-    ``(1, 1, 1)``. MyoPS val subjects go to ``train/``/``train_gd/`` like train subjects; their split
-    comes from the list files (:func:`write_index`).
-
-    Args:
-        root: data root (or the dataset folder itself); folders are created.
-        subject: case id, e.g. ``patient001_frame01``, ``subject13_DE``, ``myops_training_102``.
-        image: ``(C, X, Y, Z)`` float, channels in ``TaskSpec.sequences`` order.
-        spacing: voxel size in mm.
-        label: ``(X, Y, Z)`` canonical uint8 ground truth.
-        scribble: ``(X, Y, Z)`` canonical uint8, ``UNANNOTATED`` where unannotated.
-        affine: ``(4, 4)``; default ``diag(*spacing, 1)``.
-
-    Returns:
-        the written paths, keyed by sequence name, ``"label"`` and ``"scribble"``.
-    """
-    spec = get_task(task)
-    _check_split(split)
-    pattern = _subject_pattern(spec, split)
-    if not pattern.fullmatch(subject):
-        raise DataError(f"{subject}: not a {spec.name} {split} subject id (expected like {pattern.pattern})")
-    image = np.asarray(image)
-    if image.ndim != 4 or image.shape[0] != spec.n_channels:
-        raise DataError(f"{subject}: image must be (C={spec.n_channels}, X, Y, Z), got shape {image.shape}")
-    if not np.all(np.isfinite(image)):
-        raise DataError(f"{subject}: image contains NaN or Inf values")
-    spacing = tuple(float(s) for s in spacing)
-    if len(spacing) != 3 or min(spacing) <= 0:
-        raise DataError(f"{subject}: spacing must be 3 positive numbers, got {spacing}")
-    for name, volume in (("label", label), ("scribble", scribble)):
-        if volume is not None and np.shape(volume) != image.shape[1:]:
-            raise DataError(f"{subject}: {name} shape {np.shape(volume)} differs from image shape {image.shape[1:]}")
-    files = _expected_files(spec, _dataset_dir_for_write(spec, root), split, subject)
-    images = [_to_raw_image(c, IMAGE_DTYPES[seq], p) for seq, p, c in zip(spec.sequences, files.images, image)]
-    if label is not None:
-        _check_labels(label, set(range(spec.n_classes)), "label", subject)
-    if scribble is not None:
-        if files.scribble is None:
-            raise DataError(f"{subject}: MyoPS test subjects have no scribble file in the layout")
-        inverse = _raw_scribble_lut(spec)
-        _check_labels(scribble, set(inverse), "scribble", subject)
-        lut = np.zeros(UNANNOTATED + 1, dtype=np.int64)
-        lut[list(inverse)] = list(inverse.values())
-    written = {seq: save_nifti(p, raw, affine, spacing) for seq, p, raw in zip(spec.sequences, files.images, images)}
-    if label is not None:
-        dtype = np.uint8 if max(spec.gt_map) <= np.iinfo(np.uint8).max else np.uint16
-        written["label"] = save_nifti(files.label, unmap_labels(label, spec), affine, spacing, dtype=dtype)
-    if scribble is not None:
-        raw = lut[np.asarray(scribble, dtype=np.uint8)]
-        if spec.name == "myops":  # as released: float-stored, header spacing lost
-            written["scribble"] = save_nifti(files.scribble, raw, np.eye(4), (1.0, 1.0, 1.0), dtype=np.float32)
-        else:
-            written["scribble"] = save_nifti(files.scribble, raw, affine, spacing, dtype=np.uint8)
-    return written
-
-
-def write_index(task: str, root: str | Path, splits: dict[str, list[str]]) -> None:
-    """Write the MyoPS split lists for the written subjects; a no-op for ACDC and MSCMR.
-
-    ``train20.txt``/``validation5.txt`` get one line ``subject subject_gd z`` per slice, and ``test.csv``
-    one row ``subject,test,dx,dy,dz`` (the volume size), read from the written C0 headers.
-    A split missing from ``splits`` gets an empty list.
-    """
-    spec = get_task(task)
-    unknown = sorted(set(splits) - set(SPLITS))
-    if unknown:
-        raise ConfigError(f"splits: unknown split names {unknown}; expected {', '.join(SPLITS)}")
-    if spec.name != "myops":
-        return
-    dataset = _dataset_dir_for_write(spec, root)
-
-    def shape(split: str, subject: str) -> tuple[int, ...]:
-        return load_nifti(_expected_files(spec, dataset, split, subject).images[0]).array.shape
-
-    for split, name in MYOPS_LISTS.items():
-        lines = [f"{s} {s}_gd {z}\n" for s in splits.get(split, []) for z in range(shape(split, s)[2])]
-        write_text_atomic(dataset / name, "".join(lines))
-    rows = ["file_name,stage,dx,dy,dz\n"]
-    rows += [f"{s},test,{','.join(map(str, shape('test', s)))}\n" for s in splits.get("test", [])]
-    write_text_atomic(dataset / MYOPS_TEST_CSV, "".join(rows))
