@@ -39,6 +39,7 @@ from .data.tasks import TASKS, UNANNOTATED, get_task
 from .errors import ConfigError
 from .methods import CORE_PRESETS, METHODS, CoreConfig, MethodConfig, check_method_tasks
 from .objective import build_objective
+from .sampling import Batch
 from .provenance import git_state
 
 DEFAULT_METHODS: tuple[str, ...] = ("#1", "#2", "#4:paper", "#4:released_code", "fullsup")
@@ -144,7 +145,7 @@ def parse_method_spec(spec: str) -> tuple[MethodConfig, CoreConfig]:
 def synthetic_batches(
     method: MethodConfig, tasks: Sequence[str], batch: int, size: int, device: torch.device,
     channels_last: bool = True, seed: int = 0,
-) -> dict[str, dict]:
+) -> dict[str, Batch]:
     """Random training batches shaped as :meth:`~modelmix_lite.objective.ModelMixObjective.forward` takes them.
 
     Per task: ``image`` ``(B, 3, S, S)`` uniform in [0, 1); ``target`` ``(B, S, S)`` int64: full labels for
@@ -164,7 +165,7 @@ def synthetic_batches(
             target = target.masked_fill(hidden, UNANNOTATED)
         if channels_last and device.type == "cuda":
             image = image.contiguous(memory_format=torch.channels_last)
-        batches[task] = {"image": image.to(device), "target": target.to(device), "n_scribbled": batch - n_unlabeled}
+        batches[task] = Batch(image=image.to(device), target=target.to(device), n_scribbled=batch - n_unlabeled)
     return batches
 
 

@@ -29,7 +29,7 @@ from .methods import CoreConfig, MethodConfig
 from .mixing import mixable_layers, random_layer, sample_lambda, virtual_forward
 from .models import TaskModelSet
 from .perturb import apply_cutout, cutout_mask, mixup, partner_index, rotate, rotate_labels, rotation_mask, to_device
-from .sampling import STREAM_DROPOUT, STREAM_OBJECTIVE, derive_seed
+from .sampling import STREAM_DROPOUT, STREAM_OBJECTIVE, Batch, derive_seed
 
 
 def task_pairs(tasks: Sequence[str], scheme: str) -> list[tuple[str, str]]:
@@ -148,12 +148,12 @@ class ModelMixObjective(nn.Module):
                 terms["vreg"] = vicinal_reg_loss(probs_v, logits.softmax(1), self.core.cos_reduce, mask)
         return terms
 
-    def forward(self, batches: Mapping[str, Mapping]) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, batches: Mapping[str, Batch]) -> tuple[Tensor, dict[str, Tensor]]:
         """Eq. 9 for one iteration.
 
         Args:
-            batches: task -> ``{"image": (B, 3, S, S) float, "target": (B, S, S) int64 with 255 =
-                unannotated, "n_scribbled": int}`` for every task of the model set.
+            batches: task -> its :class:`~modelmix_lite.sampling.Batch` (``image`` with 3 channels) for every
+                task of the model set.
         Returns:
             ``(loss, terms)``: the scalar total and the scalar terms it sums.
         """

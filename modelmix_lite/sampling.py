@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -27,6 +27,19 @@ from .losses import check_target_values
 from .methods import MethodConfig
 from .models import as_model_input
 from .perturb import augment, to_device
+
+
+class Batch(TypedDict):
+    """One task's batch, as :class:`~modelmix_lite.objective.ModelMixObjective` takes it (built only here).
+
+    ``image``: ``(B, C, S, S)`` float32 (``C`` = 3 once :func:`prepare_batch` or :func:`example_batch` made it
+    the model input); ``target``: ``(B, S, S)`` int64, ``UNANNOTATED`` where nothing is annotated;
+    ``n_scribbled``: the leading rows that are scribbled slices (the rest are unlabeled slices).
+    """
+
+    image: Tensor
+    target: Tensor
+    n_scribbled: int
 
 
 STREAM_DROPOUT, STREAM_OBJECTIVE, STREAM_AUGMENT, STREAM_SAMPLER = range(4)
@@ -86,8 +99,8 @@ class TaskData:
     split: dict[str, list[str]]
     prior: Tensor | None = None
 
-    def next_batch(self) -> dict:
-        """``{"image": (B, C, S, S), "target": (B, S, S) int64, "n_scribbled": int}`` on the CPU.
+    def next_batch(self) -> Batch:
+        """The next :class:`Batch` of the task's samplers, on the CPU (``image`` as stored: ``C`` channels).
 
         The target values are checked here, once per batch on the CPU, so the step's losses need not
         (they would read the device back); :class:`DataError` names the task and slices.
@@ -97,7 +110,7 @@ class TaskData:
         target = torch.from_numpy(self.dataset.targets[index].astype(np.int64))
         task = self.dataset.task
         check_target_values(target, TASKS[task].n_classes, name=f"{task} training slices {index}")
-        return {"image": torch.from_numpy(self.dataset.images[index]), "target": target, "n_scribbled": len(parts[0])}
+        return Batch(image=torch.from_numpy(self.dataset.images[index]), target=target, n_scribbled=len(parts[0]))
 
 
 def load_task_data(
@@ -149,7 +162,7 @@ def load_task_data(
     return TaskData(dataset, samplers, val_cases, split, prior)
 
 
-def prepare_batch(batch: Mapping, generator: torch.Generator, config: TrainConfig, device: torch.device) -> dict:
+def prepare_batch(batch: Batch, generator: torch.Generator, config: TrainConfig, device: torch.device) -> Batch:
     """Model input (3 channels), optional augmentation, device and memory format; no host sync.
 
     The CPU batch is moved by :func:`~modelmix_lite.perturb.to_device` (pinned, then ``non_blocking``).
@@ -160,7 +173,7 @@ def prepare_batch(batch: Mapping, generator: torch.Generator, config: TrainConfi
         image, (target,) = augment(image, [target], generator)
     if config.channels_last and device.type == "cuda":
         image = image.contiguous(memory_format=torch.channels_last)
-    return {"image": image, "target": target, "n_scribbled": batch["n_scribbled"]}
+    return Batch(image=image, target=target, n_scribbled=batch["n_scribbled"])
 
 
 def example_batch(
@@ -172,15 +185,12 @@ def example_batch(
     n_subjects: int = 5,
     seed: int = 0,
     spacing_mm: float = 0.0,
-) -> dict[str, Any]:
-    """A fixed batch of ``task``'s training slices, in the form :class:`~modelmix_lite.objective.ModelMixObjective` takes.
+) -> Batch:
+    """A fixed :class:`Batch` of ``task``'s training slices (``image`` with 3 channels), for the tutorials.
 
     The ``n_subjects`` scribbled subjects are :func:`~modelmix_lite.data.slices.few_scribble_split`'s choice for
     ``seed``, as in training. The first ``n_scribbled`` rows are their slices with the most scribbled classes (ties broken at
     random), the next ``n_unlabeled`` rows random slices of the other subjects (all ``UNANNOTATED``).
-
-    Returns:
-        ``{"image": (B, 3, size, size) float32, "target": (B, size, size) int64, "n_scribbled": int}``.
 
     Raises:
         DataError: when there are fewer scribbled or unlabeled slices than asked for.
@@ -197,8 +207,5 @@ def example_batch(
     n_classes = [len(np.setdiff1d(data.targets[i], [UNANNOTATED])) for i in shuffled]
     index = [*shuffled[np.argsort(n_classes, kind="stable")[::-1][:n_scribbled]],
              *rng.choice(pools["unlabeled"], n_unlabeled, replace=False)]
-    return {
-        "image": as_model_input(torch.from_numpy(data.images[index])),
-        "target": torch.from_numpy(data.targets[index].astype(np.int64)),
-        "n_scribbled": n_scribbled,
-    }
+    return Batch(image=as_model_input(torch.from_numpy(data.images[index])),
+                 target=torch.from_numpy(data.targets[index].astype(np.int64)), n_scribbled=n_scribbled)
