@@ -89,6 +89,7 @@ from modelmix_lite.reproduce import (
     wilcoxon_table,
 )
 from modelmix_lite.tutorial import describe_environment, glue, resolve_data_root, resolve_profile
+from modelmix_lite.viz.tables import show_table
 
 profile = resolve_profile(profile)
 root = resolve_data_root(data_root, profile, seed)
@@ -167,8 +168,9 @@ status.set_index(["table", "row"])
 # paper's tables do ({py:func}`modelmix_lite.reproduce.compare.comparison_table`).
 
 # %%
-t1 = {half: comparison_table(results[1], 1, "dice", half)
-      for half in ("myops+mscmr", "myops+acdc")}
+t1 = {half: show_table(comparison_table(results[1], 1, "dice", half),
+                       f"Table 1, {half}: Dice per structure, ours and the paper's (mean ± std over volumes "
+                       "and seeds).") for half in ("myops+mscmr", "myops+acdc")}
 glue("t1_mscmr_table", t1["myops+mscmr"], display=False)
 glue("t1_acdc_table", t1["myops+acdc"], display=False)
 display(t1["myops+mscmr"])
@@ -183,9 +185,10 @@ display(t1["myops+acdc"])
 pattern = ablation_pattern(results[1])
 verdict = pattern_verdict(pattern)
 glue("t1_pattern", verdict)
-glue("t1_pattern_table", pattern, display=False)
+pattern_table = show_table(pattern, "The paper's ablation pattern on each combination and task.")
+glue("t1_pattern_table", pattern_table, display=False)
 print(f"#4 > #3 > #2 > #1 and #5 < #2: {verdict}")
-pattern
+pattern_table
 
 # %% [markdown]
 # **On this profile and these seeds, the pattern {glue:text}`t1_pattern`.**
@@ -213,7 +216,7 @@ gaps = [abs(line[a] - line[b]) for line in pattern.to_dict("records") for a, b i
                                                                                   ("#4", "#3"), ("#2", "#5"))
         if pd.notna(line[a]) and pd.notna(line[b])]
 glue("t1_min_gap", f"{min(gaps):.3f}" if gaps else "unknown (too few rows)")
-display(diagnostics)
+display(show_table(diagnostics, "Table 1's runs: training budget and best validation Dice."))
 spread.pivot_table(index=["half", "target"], columns="row", values=["mean", "sd"], sort=False).round(3)
 
 # %% [markdown]
@@ -293,7 +296,9 @@ else:
 tables_23 = {}
 for n in (2, 3):
     for metric in ("dice", "hd"):
-        tables_23[n, metric] = comparison_table(results[n], n, metric)
+        what = "Dice" if metric == "dice" else "HD (mm, with the volumes it is over)"
+        tables_23[n, metric] = show_table(comparison_table(results[n], n, metric),
+                                          f"Table {n}: {what} per structure, ours and the paper's.")
         glue(f"t{n}_{metric}_table", tables_23[n, metric], display=False)
     glue(f"t{n}_source", sources[n])
 display(tables_23[2, "dice"])
@@ -389,7 +394,7 @@ tests = pd.concat([wilcoxon_table(results[n], n) for n in (1, 2, 3)], ignore_ind
 better = tests[(tests["structure"] == "Avg") & (tests["mean_diff"] > 0) & (tests["p_value"] < 0.05)]
 glue("wilcoxon_significant", f"{len(better)} of {int((tests['structure'] == 'Avg').sum())}")
 glue("wilcoxon_max_n", str(int(tests["n"].max())) if len(tests) else "0")
-tests.round(4)
+show_table(tests, "ModelMix against the best baseline: paired Wilcoxon signed-rank tests.", digits=4)
 
 # %% [markdown]
 # ModelMix beats the best baseline significantly (p < 0.05, positive mean difference of the pooled "Avg" pairs)
