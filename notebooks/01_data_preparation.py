@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     notebook_metadata_filter: accelerator,colab,-jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -36,10 +36,16 @@ import os
 import subprocess
 import sys
 
-if "google.colab" in sys.modules:  # Colab: install the library without touching Colab's torch and numpy
+if "google.colab" in sys.modules and not os.path.isdir("/content/modelmix_lite"):  # Colab: once per runtime
+    # a shallow clone (the notebooks, the committed results), installed without touching Colab's torch and numpy
+    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/modelmix-lite/modelmix_lite",
+                    "/content/modelmix_lite"], check=True)
     pip = [sys.executable, "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, "--no-deps", "git+https://github.com/modelmix-lite/modelmix_lite"], check=True)
+    subprocess.run([*pip, "--no-deps", "-e", "/content/modelmix_lite"], check=True)
     subprocess.run([*pip, "nibabel>=5.0", "seaborn>=0.13", "scikit-image>=0.21", "tqdm", "pyyaml"], check=True)
+if "google.colab" in sys.modules:
+    sys.path.insert(0, "/content/modelmix_lite")  # the editable install is seen from the next restart on
+    os.chdir("/content/modelmix_lite/notebooks")  # paths such as results_dir="../results" resolve as in the book
 
 # %% tags=["parameters"]
 profile = os.environ.get("MODELMIX_PROFILE", "cpu")   # smoke | cpu | cpu_long | gpu | paper

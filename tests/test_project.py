@@ -257,3 +257,27 @@ def test_python_dash_m_returns_the_command_status(tmp_path: Path) -> None:
     )
     assert run.returncode == 1, run.stderr
     assert str(tmp_path) in run.stdout
+
+
+def _first_code_cell(notebook: Path) -> str:
+    import nbformat
+
+    cells = nbformat.read(notebook.with_suffix(".ipynb"), as_version=4).cells
+    return next(cell.source for cell in cells if cell.cell_type == "code")
+
+
+def test_every_notebook_opens_with_the_same_colab_setup_cell() -> None:
+    cells = {notebook.stem: _first_code_cell(notebook) for notebook in NOTEBOOKS}
+    assert len(set(cells.values())) == 1, f"setup cells differ: {sorted(cells)}"
+    setup = next(iter(cells.values()))
+    assert '"google.colab" in sys.modules' in setup and "--no-deps" in setup  # never reinstalls Colab's torch
+    assert "--depth" in setup and 'os.chdir("/content/modelmix_lite/notebooks")' in setup  # results reachable
+
+
+def test_notebooks_that_train_ask_colab_for_a_gpu() -> None:
+    import nbformat
+
+    for notebook in NOTEBOOKS:
+        metadata = nbformat.read(notebook.with_suffix(".ipynb"), as_version=4).metadata
+        trains = "train_or_load(" in notebook.read_text() or "load_or_sweep(" in notebook.read_text()
+        assert (metadata.get("accelerator") == "GPU") == trains, notebook.name
