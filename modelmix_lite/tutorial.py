@@ -22,6 +22,24 @@ from .provenance import REPO_ROOT, describe_environment, in_colab, in_source_che
 from .rundir import Run, finished_run
 from .train import train
 
+BOOK_TIMINGS = REPO_ROOT / "benchmarks" / "results" / "make_book_cpu.json"
+"""The recorded ``make book`` timings (cpu profile, per notebook) that :func:`expected_runtime` reports."""
+
+
+def expected_runtime(notebook: str, timings: Path = BOOK_TIMINGS) -> str:
+    """One line for the top of a notebook: how long it ran in the latest recorded ``make book`` (cpu profile),
+    with that record's commit and machine; the smoke profile takes seconds, the gpu profile is not measured."""
+    try:
+        record = json.loads(timings.read_text())
+        run = record["runs"][0]
+        seconds = run["notebooks_s"][notebook]
+    except (OSError, KeyError, IndexError, json.JSONDecodeError):
+        return "Expected runtime: not recorded for this notebook (smoke profile: seconds)."
+    return (f"Expected runtime: cpu profile about {max(1, round(seconds / 60))} min, training included (make book at "
+            f"commit {run['commit']}; {record['machine']}; a rerun that loads its runs is faster); smoke profile: "
+            "seconds; gpu profile: not measured yet.")
+
+
 def resolve_profile(profile: str | None) -> str:
     """Return the run profile: ``None``/``"auto"`` -> ``"gpu"`` when CUDA is available, else ``"cpu"``.
 

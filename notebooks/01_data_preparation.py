@@ -30,6 +30,8 @@
 # 6. builds the normalised 2-D slices the network trains on.
 #
 # The library does the work (`modelmix_lite.data`, figures in `modelmix_lite.viz`); the notebook explains it.
+#
+# {glue:md}`runtime`
 
 # %% tags=["hide-input"]
 import os
@@ -51,6 +53,14 @@ if "google.colab" in sys.modules:
 profile = os.environ.get("MODELMIX_PROFILE", "cpu")   # smoke | cpu | cpu_long | gpu | paper
 data_root = None   # None -> the synthetic phantom; or a folder with ACDC_dataset/, MSCMR_dataset/, MyoPS/
 seed = 0
+
+# %%
+from IPython.display import Markdown
+
+from modelmix_lite.tutorial import expected_runtime, glue
+
+glue("runtime", Markdown(f"*{expected_runtime('01_data_preparation')}*"))
+print(expected_runtime('01_data_preparation'))
 
 # %%
 import matplotlib.pyplot as plt

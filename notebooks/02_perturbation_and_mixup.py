@@ -32,6 +32,8 @@
 #
 # The library computes, the notebook explains: perturbations are in `modelmix_lite.perturb`, losses in
 # `modelmix_lite.losses`, figures in `modelmix_lite.viz`.
+#
+# {glue:md}`runtime`
 
 # %% tags=["hide-input"]
 import os
@@ -59,6 +61,14 @@ cutout_fraction = 0.25  # cutout side as a fraction of S, for the figures (the r
 mixup_concentration = 0.5  # a of alpha ~ Beta(a, a) (the released code: 0.5; the paper gives no value)
 width = 16  # channels of the first UNet block (the paper: 64)
 n_dropout_samples = 8  # stochastic forward passes in the dropout section
+
+# %%
+from IPython.display import Markdown
+
+from modelmix_lite.tutorial import expected_runtime, glue
+
+glue("runtime", Markdown(f"*{expected_runtime('02_perturbation_and_mixup')}*"))
+print(expected_runtime('02_perturbation_and_mixup'))
 
 # %%
 import numpy as np

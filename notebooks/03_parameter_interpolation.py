@@ -35,6 +35,8 @@
 #    released code.
 #
 # Everything is computed by `modelmix_lite.mixing` (the method) and `modelmix_lite.viz` (the figures).
+#
+# {glue:md}`runtime`
 
 # %% tags=["hide-input"]
 import os
@@ -63,6 +65,14 @@ slice_size = None  # network input side S; None: the profile's `size`
 n_lams = 7  # points of the λ grid of the drift study
 batch_size = 2  # slices in the batch the models are probed with
 n_draws = 4000  # λ draws per Beta(α, α) in the sampling section
+
+# %%
+from IPython.display import Markdown
+
+from modelmix_lite.tutorial import expected_runtime, glue
+
+glue("runtime", Markdown(f"*{expected_runtime('03_parameter_interpolation')}*"))
+print(expected_runtime('03_parameter_interpolation'))
 
 # %%
 import dataclasses

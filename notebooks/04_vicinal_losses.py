@@ -37,6 +37,8 @@
 # 4. the released code's MyoPS $\mathcal L_{\text{vicinal-reg}}$, which is a constant;
 # 5. which parameters each term trains, in the `paper` and `released_code` presets;
 # 6. the loss curves of a short ModelMix run.
+#
+# {glue:md}`runtime`
 
 # %% tags=["hide-input"]
 import os
@@ -59,6 +61,14 @@ profile = os.environ.get("MODELMIX_PROFILE", "cpu")  # smoke | cpu | cpu_long | 
 data_root = None  # None: the synthetic phantom (generated on first use); or a folder with the real datasets
 seed = 0
 steps = None  # optimizer steps of the ModelMix run; None: the profile's, the run notebook 05 then reuses
+
+# %%
+from IPython.display import Markdown
+
+from modelmix_lite.tutorial import expected_runtime, glue
+
+glue("runtime", Markdown(f"*{expected_runtime('04_vicinal_losses')}*"))
+print(expected_runtime('04_vicinal_losses'))
 
 # %%
 import numpy as np

@@ -45,6 +45,8 @@
 #
 # The library does the work: {py:func}`modelmix_lite.train.train` trains,
 # {py:func}`modelmix_lite.evaluate.evaluate_run` evaluates, figures come from `modelmix_lite.viz`.
+#
+# {glue:md}`runtime`
 
 # %% tags=["hide-input"]
 import os
@@ -69,6 +71,14 @@ seed = 0
 tasks = "myops,mscmr"  # the tasks trained together (Table 1: MyoPS with MSCMRseg)
 eval_split = "test"  # the real MyoPS test labels are withheld by the organisers: use "val" there
 retrain = False  # True: train again even when a finished run of the same config and data exists
+
+# %%
+from IPython.display import Markdown
+
+from modelmix_lite.tutorial import expected_runtime, glue
+
+glue("runtime", Markdown(f"*{expected_runtime('05_training')}*"))
+print(expected_runtime('05_training'))
 
 # %%
 import json

@@ -36,6 +36,8 @@
 # 4. plots per-volume Dice and our averages against the paper's;
 # 5. tests ModelMix against the best baseline with a paired Wilcoxon signed-rank test;
 # 6. draws the worst, median and best cases, as the paper's Figs. 2 and 3.
+#
+# {glue:md}`runtime`
 
 # %% tags=["hide-input"]
 import os
@@ -62,6 +64,14 @@ retrain = False   # True: sweep again in a temporary folder, ignoring committed 
 sweep_missing = False   # True: train the tables that have no recorded results for this profile (hours on a CPU)
 tables = "1,2,3"   # which paper tables
 real_profile = "cpu_long"   # the recorded real-data sweep of §7: <results_dir>/<real_profile>-real/
+
+# %%
+from IPython.display import Markdown
+
+from modelmix_lite.tutorial import expected_runtime, glue
+
+glue("runtime", Markdown(f"*{expected_runtime('06_paper_comparisons')}*"))
+print(expected_runtime('06_paper_comparisons'))
 
 # %%
 import pandas as pd

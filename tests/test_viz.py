@@ -254,3 +254,16 @@ def test_describe_environment_names_versions_and_device() -> None:
     assert info["torch"] == tutorial.torch.__version__
     assert info["device"] == ("cuda" if tutorial.torch.cuda.is_available() else "cpu")
     assert set(info) == {"python", "modelmix_lite", "torch", "numpy", "device", "gpu", "colab", "commit"}
+
+
+def test_expected_runtime_reports_the_recorded_book_timing(tmp_path: Path) -> None:
+    import json
+
+    record = {"machine": "a test machine", "runs": [{"commit": "abc1234", "notebooks_s": {"04_x": 524.3}}]}
+    (tmp_path / "timings.json").write_text(json.dumps(record))
+    line = tutorial.expected_runtime("04_x", tmp_path / "timings.json")
+    assert "cpu profile about 9 min" in line and "abc1234" in line and "a test machine" in line
+    assert tutorial.expected_runtime("05_y", tmp_path / "timings.json").startswith("Expected runtime: not recorded")
+    assert tutorial.expected_runtime("04_x", tmp_path / "absent.json").startswith("Expected runtime: not recorded")
+    committed = json.loads(tutorial.BOOK_TIMINGS.read_text())["runs"][0]["notebooks_s"]
+    assert {p.stem for p in (tutorial.REPO_ROOT / "notebooks").glob("0*.py")} == set(committed)
