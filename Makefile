@@ -12,13 +12,14 @@ PHANTOM := data/phantom
 
 .PHONY: book test phantom sync clean
 
-# TQDM_DISABLE: a progress bar is for a person waiting; in a built page it would be a stray widget.
+# A progress bar is for a person waiting; in a built page it would be a stray widget.
+book: export TQDM_DISABLE := 1
 book: $(STAMP) $(PHANTOM)
-	MODELMIX_PROFILE=$(PROFILE) TQDM_DISABLE=1 $(BIN)/jupyter-book build . $(JB_FLAGS)
+	MODELMIX_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . $(JB_FLAGS)
 
 test: $(STAMP) $(PHANTOM)
 	$(BIN)/python -m pytest
-	MODELMIX_PROFILE=smoke TQDM_DISABLE=1 $(BIN)/jupyter-book build . $(JB_FLAGS) --path-output _build/smoke
+	MODELMIX_PROFILE=smoke $(BIN)/jupyter-book build . $(JB_FLAGS) --path-output _build/smoke
 
 phantom: $(PHANTOM)
 
