@@ -6,6 +6,7 @@ printed at the top of each notebook.
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -67,3 +68,13 @@ def describe_environment() -> dict[str, str | bool | None]:
         "colab": in_colab(),
         "commit": git_commit(),
     }
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` as a reader should see it: relative to the repository in a source checkout (``data/phantom``,
+    ``../shared/data/real``), else to the working folder; never the build machine's absolute path."""
+    base = REPO_ROOT if in_source_checkout() else Path.cwd()
+    try:
+        return os.path.relpath(Path(path).absolute(), base)
+    except ValueError:  # another drive (Windows)
+        return str(path)

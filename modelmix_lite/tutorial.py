@@ -18,7 +18,7 @@ from .data.phantom import ensure_phantom
 from .data.tasks import TASKS
 from .errors import ConfigError, DataError
 from .files import write_text_atomic
-from .provenance import REPO_ROOT, describe_environment, in_colab, in_source_checkout
+from .provenance import REPO_ROOT, describe_environment, display_path, in_colab, in_source_checkout
 from .rundir import Run, finished_run
 from .train import train
 
@@ -161,11 +161,11 @@ def write_provenance(folder: Path, runs: Mapping[str, Path], trained: Mapping[st
     time), the step of its ``best.pt`` and its ``config.json`` record.
     """
     record = {
-        **{key: str(value) if isinstance(value, Path) else value for key, value in settings.items()},
+        **{key: display_path(value) if isinstance(value, Path) else value for key, value in settings.items()},
         "environment": describe_environment(),
         "runs": {
             label: {
-                "dir": str(run),
+                "dir": display_path(run),
                 "trained_now": trained[label],
                 **Run(run).provenance,
                 "best_step": load_checkpoint(run / "best.pt")["step"],

@@ -108,7 +108,7 @@ profile = tutorial.resolve_profile(profile)
 root = tutorial.resolve_data_root(data_root, profile, seed)
 generator = torch.Generator().manual_seed(seed)  # every random draw of the library comes from here
 rng = np.random.default_rng(seed)
-print(f"profile: {profile}, data root: {root}")
+print(f"profile: {profile}, data root: {tutorial.display_path(root)}")
 for key, value in tutorial.describe_environment().items():
     print(f"{key:>14}: {value}")
 

@@ -99,7 +99,7 @@ from modelmix_lite.mixing import (
 from modelmix_lite.models import TaskModelSet
 from modelmix_lite.probes import gradient_norms_by_group, mixed_feature_maps
 from modelmix_lite.sampling import example_batch
-from modelmix_lite.tutorial import glue, resolve_data_root, resolve_profile
+from modelmix_lite.tutorial import display_path, glue, resolve_data_root, resolve_profile
 from modelmix_lite.viz import (
     lambda_slider,
     plot_beta_densities,
@@ -118,7 +118,7 @@ if profile == "smoke":
     torch.set_num_threads(1)  # tiny tensors: on a busy machine, extra threads cost more than they save
 root = resolve_data_root(data_root, profile, seed)
 generator = torch.Generator().manual_seed(seed)  # every random draw of the library comes from here
-print(f"profile: {profile}, data root: {root}, UNet width {width}, slices {slice_size}², device {device}")
+print(f"profile: {profile}, data root: {display_path(root)}, UNet width {width}, slices {slice_size}², device {device}")
 
 # %% [markdown]
 # ## Two task models and a batch

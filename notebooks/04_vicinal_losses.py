@@ -101,7 +101,7 @@ from modelmix_lite.probes import (
 )
 from modelmix_lite.rundir import Run
 from modelmix_lite.sampling import example_batch
-from modelmix_lite.tutorial import glue, resolve_data_root, resolve_profile, runs_dir, train_or_load
+from modelmix_lite.tutorial import display_path, glue, resolve_data_root, resolve_profile, runs_dir, train_or_load
 from modelmix_lite.viz import plot_cosine_examples, plot_gradient_flow, plot_gradient_maps, plot_loss_terms
 
 
@@ -109,7 +109,7 @@ profile = resolve_profile(profile)
 steps = steps or PROFILES[profile].steps
 root = resolve_data_root(data_root, profile, seed)
 tasks = ["myops", "mscmr"]
-print(f"profile: {profile}, data root: {root}, steps: {steps}")
+print(f"profile: {profile}, data root: {display_path(root)}, steps: {steps}")
 
 # %% [markdown]
 # ## A short ModelMix run
@@ -127,7 +127,7 @@ run = runs_dir("05_training", profile) / ("ablation4_paper" if steps == PROFILES
                                           else f"ablation4_paper_{steps}_steps")
 trained = train_or_load(config, root, run, "#4", tasks)
 models = Run(run).models("last.pt").train()  # train mode: dropout and batch statistics, as in a step
-print(f"{run} ({'trained' if trained else 'loaded'}): {config.size}×{config.size} slices, UNet base {config.base}, "
+print(f"{display_path(run)} ({'trained' if trained else 'loaded'}): {config.size}×{config.size} slices, UNet base {config.base}, "
       f"{steps} steps")
 
 # %% [markdown]

@@ -112,7 +112,7 @@ if profile == "smoke":
 runs_root = tutorial.runs_dir("05_training", profile)
 length = f"{config.epochs} epochs" if config.epochs else f"{config.steps} steps"
 print(f"profile: {profile} ({length}, batch {config.batch_size} per task, {config.size}×{config.size}, "
-      f"UNet base {config.base}), device: {device}\ndata root: {root}\nruns: {runs_root}")
+      f"UNet base {config.base}), device: {device}\ndata root: {tutorial.display_path(root)}\nruns: {tutorial.display_path(runs_root)}")
 
 # %% [markdown]
 # ## The methods and the presets
@@ -157,7 +157,7 @@ for key, (label, method, preset) in variants.items():
     trained[label] = tutorial.train_or_load(configs[key], root, run, method, tasks, retrain)
     runs[label] = run
     wall = Run(run).provenance["wall_s"]
-    print(f"{label}: {'trained' if trained[label] else 'loaded'} {run} ({wall} s of training)")
+    print(f"{label}: {'trained' if trained[label] else 'loaded'} {tutorial.display_path(run)} ({wall} s of training)")
 
 # %% [markdown]
 # ## Training curves
@@ -205,7 +205,7 @@ elif on_phantom:
     caveat = f"These numbers come from {setting} on the **synthetic phantom**, not the paper's data: they show what " \
              "the methods do on a toy problem, not whether Table 1 reproduces."
 else:
-    caveat = f"These numbers come from {setting} on the data in `{root}`. The paper trains for 1000 epochs with a " \
+    caveat = f"These numbers come from {setting} on the data in `{tutorial.display_path(root)}`. The paper trains for 1000 epochs with a " \
              "base-64 UNet (the `paper` profile)."
 tutorial.glue("caveat", Markdown(caveat))
 tutorial.glue("run_setting", f"the {profile} profile ({budget}) on {'the synthetic phantom' if on_phantom else root}")
@@ -278,7 +278,7 @@ provenance = tutorial.write_provenance(
 )
 print(json.dumps({**provenance, "runs": {label: {k: v for k, v in run.items() if k != "config"}
                                          for label, run in provenance["runs"].items()}}, indent=2))
-print(f"full record, with each run's configuration: {runs_root / 'provenance.json'}")
+print(f"full record, with each run's configuration: {tutorial.display_path(runs_root / 'provenance.json')}")
 
 # %% [markdown]
 # ## Summary

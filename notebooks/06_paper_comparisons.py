@@ -107,13 +107,13 @@ from modelmix_lite.reproduce import (
     sweep_folder,
     wilcoxon_table,
 )
-from modelmix_lite.tutorial import describe_environment, glue, resolve_data_root, resolve_profile
+from modelmix_lite.tutorial import describe_environment, display_path, glue, resolve_data_root, resolve_profile
 from modelmix_lite.viz.tables import show_table
 
 profile = resolve_profile(profile)
 root = resolve_data_root(data_root, profile, seed)
 numbers = [int(n) for n in str(tables).split(",")]
-print(f"profile: {profile}, data root: {root}, tables: {numbers}")
+print(f"profile: {profile}, data root: {display_path(root)}, tables: {numbers}")
 for key, value in describe_environment().items():
     print(f"{key:>14}: {value}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -241,8 +242,9 @@ def test_write_provenance_records_settings_environment_and_each_run(tmp_path: Pa
     save_checkpoint({"step": 40}, run / "best.pt")
     record = tutorial.write_provenance(tmp_path, {"ModelMix": run}, {"ModelMix": False}, profile="cpu",
                                        data_root=tmp_path / "data")
-    assert record["profile"] == "cpu" and record["data_root"] == str(tmp_path / "data")
-    assert record["runs"]["ModelMix"] == {"dir": str(run), "trained_now": False, "data_fingerprint": "abc",
+    # paths as a reader should see them, relative to the repository (never the build machine's absolute path)
+    assert record["profile"] == "cpu" and record["data_root"] == os.path.relpath(tmp_path / "data", tutorial.REPO_ROOT)
+    assert record["runs"]["ModelMix"] == {"dir": os.path.relpath(run, tutorial.REPO_ROOT), "trained_now": False, "data_fingerprint": "abc",
                                           "wall_s": 12.5, "best_step": 40,
                                           "config": {"method": "#4", "tasks": ["myops"], "config": {"seed": 3}}}
     assert set(record["environment"]) >= {"python", "torch", "commit"}
@@ -267,3 +269,9 @@ def test_expected_runtime_reports_the_recorded_book_timing(tmp_path: Path) -> No
     assert tutorial.expected_runtime("04_x", tmp_path / "absent.json").startswith("Expected runtime: not recorded")
     committed = json.loads(tutorial.BOOK_TIMINGS.read_text())["runs"][0]["notebooks_s"]
     assert {p.stem for p in (tutorial.REPO_ROOT / "notebooks").glob("0*.py")} == set(committed)
+
+
+def test_display_path_is_relative_to_the_repository() -> None:
+    assert tutorial.display_path(tutorial.REPO_ROOT / "data" / "phantom") == os.path.join("data", "phantom")
+    assert tutorial.display_path(tutorial.REPO_ROOT.parent / "shared") == os.path.join("..", "shared")
+    assert not tutorial.display_path("/tmp/x").startswith("/")
