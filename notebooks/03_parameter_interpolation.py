@@ -456,3 +456,17 @@ fig = plot_gradient_flow({"$\\mathcal{L}_{sup}(y, \\tilde f_{ij}(x))$": reach})
 # %% [markdown]
 # In the paper's reading the loss on $\tilde f_{ij}$ trains all of model $i$ and, in model $j$, exactly the mixed
 # layer ({glue:text}`reached_j`). In the released code it trains the head of model $i$ only.
+
+# %% [markdown]
+# ## Summary
+#
+# * Eq. 5 is exact where it is applied: a convolution with interpolated parameters returns the interpolation of
+#   the two convolutions' outputs, to {glue:text}`max_error64:.1e` in float64 (round-off, not the method).
+# * After the mixed layer the virtual encoder is no longer a blend of $e_i$ and $e_j$: BatchNorm, ReLU and the
+#   rest of the network bend the line, which is why the paper treats $\tilde f_{ij}$ as a model of its own.
+# * The paper mixes one of {glue:text}`n_conv` convolutions per encoder; the released code draws from
+#   {glue:text}`n_all` layers, BatchNorm affines included (`CoreConfig.mix_bn`).
+# * The virtual model is a dictionary of tensors over model $i$ (`torch.func.functional_call`): in the paper's
+#   reading its loss reaches all of model $i$ and, in model $j$, only the mixed layer ({glue:text}`reached_j`).
+#
+# Next: the losses that train these virtual models ({doc}`04_vicinal_losses`).

@@ -480,3 +480,15 @@ presets.round(4)
 # {glue:text}`rc_verdict`. The comparison takes
 # each preset as a whole, at this profile's budget: the released code's learning rate was set for 1000 epochs,
 # not for a few hundred steps, so the gap says what the code's settings do in a short run, not at the paper's.
+
+# %% [markdown]
+# ## Summary
+#
+# * Table 1's ablation pattern (#4 > #3 > #2 > #1, #5 < #2): {glue:text}`t1_pattern`. The smallest gap the
+#   pattern compares is {glue:text}`t1_min_gap`, against a seed-to-seed standard deviation of
+#   {glue:text}`t1_seed_sd`.
+# * ModelMix against the best baseline, paired Wilcoxon tests: significantly better in
+#   {glue:text}`wilcoxon_significant` comparisons of average Dice.
+# * Paper preset against released code on real patients: {glue:text}`rc_verdict`.
+# * Every number here comes from the results in `results/` (or from this run's sweep) with its provenance at the
+#   top; the phantom's tables are a check of the machinery, the real-data tables a measurement.
