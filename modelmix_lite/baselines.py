@@ -23,7 +23,7 @@ to the host, so they do not check target values (``check=False``; :func:`~modelm
 validates each batch on the CPU). The standalone losses check their inputs unless called with ``check=False``.
 
 nnPU and CVIR are "provided with the additional information of label class ratio" (paper §3.3):
-:func:`class_prior` computes it from the ground truth of ``TrainConfig.prior_split`` (the validation split on real
+:func:`~modelmix_lite.data.class_ratio.class_prior` computes it from the ground truth of ``TrainConfig.prior_split`` (the validation split on real
 MSCMRseg, whose training split has scribbles only). ShapePU gets no ratio: it estimates it by EM in every batch
 (:func:`em_class_prior`), as its original does, and so trains on data with scribbles only. Each PU term treats a class
 ``c`` one-vs-rest: its positives P are the scribble pixels of ``c``, the unlabeled set U every unannotated
@@ -32,14 +32,10 @@ pixel, and a class with no scribble pixel in the batch is skipped (no positive r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import torch
 from torch import Tensor
 
-from .data.readers import Case
-from .data.tasks import UNANNOTATED, TaskSpec, get_task
+from .data.tasks import UNANNOTATED
 from .errors import ConfigError, DataError
 from .losses import _check_target, _one_hot, cosine_loss, dice_loss, mixup_cross_entropy, partial_cross_entropy
 from .methods import BASELINES, PRIOR_BASELINES, CoreConfig
@@ -62,34 +58,8 @@ EM_ITERATIONS: int = 10
 """EM steps of :func:`em_class_prior` per batch (a fixed count: no host read decides when to stop)."""
 
 # ----------------------------------------------------------------------------------------------
-# The class ratio given to the PU methods
+# The class ratio given to the PU methods (computed by data.class_ratio.class_prior)
 # ----------------------------------------------------------------------------------------------
-
-
-def class_prior(cases: Sequence[Case], task: TaskSpec | str, split: str = "train") -> Tensor:
-    """``(C,)`` float32: the share of each class among all voxels of the cases' ground truth.
-
-    This is the "label class ratio" the paper gives nnPU and CVIR: the class prior π of the unlabeled pixels,
-    taken from the ground truth of ``split`` (``TrainConfig.prior_split``; ``"val"`` where the training split
-    has scribbles only). ShapePU is not given it: it estimates the ratio by EM (:func:`em_class_prior`).
-
-    Raises:
-        DataError: no cases, or a case without ground truth.
-    """
-    spec = get_task(task)
-    if not cases:
-        raise DataError(f"{spec.name}: no {split} cases to compute the class ratio from")
-    counts = np.zeros(spec.n_classes, dtype=np.int64)
-    for case in cases:
-        if case.label is None:
-            hint = "; set prior_split=val to take it from the validation labels" if split == "train" else ""
-            raise DataError(f"{case.subject}: no ground truth in the {split} split, and nnPU/CVIR need the class "
-                            f"ratio of its labels{hint}")
-        counts_case = np.bincount(case.label.ravel(), minlength=spec.n_classes)
-        if len(counts_case) > spec.n_classes:
-            raise DataError(f"{case.subject}: ground truth has class {len(counts_case) - 1}, not a {spec.name} class")
-        counts += counts_case
-    return torch.from_numpy(counts / counts.sum()).float()
 
 
 def _check_prior(prior: Tensor, n_classes: int, check: bool) -> None:

@@ -71,7 +71,7 @@ class ModelMixObjective(nn.Module):
         seed: seed of :attr:`generator`.
         compile: run the task models' plain passes (host and mixup) through ``torch.compile``; the
             virtual model (``functional_call`` with swapped tensors) stays eager, so it never recompiles.
-        priors: task -> ``(C,)`` class ratio (:func:`~modelmix_lite.baselines.class_prior`), required by the
+        priors: task -> ``(C,)`` class ratio (:func:`~modelmix_lite.data.class_ratio.class_prior`), required by the
             PU baselines; kept as non-persistent buffers ``prior_<task>`` (they move with the module and
             stay out of checkpoints).
     """

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .baselines import class_prior
 from .config import TrainConfig
+from .data.class_ratio import class_prior
 from .data.layout import find_dataset_root, list_cases
 from .data.readers import load_split
 from .data.slices import SliceDataset, cached_slice_dataset, few_scribble_split

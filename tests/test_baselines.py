@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from modelmix_lite.data.class_ratio import class_prior
 from modelmix_lite.baselines import (
     baseline_terms,
     box_mix,
-    class_prior,
     cutout_terms,
     cvir_loss,
     cyclemix_consistency,
