@@ -63,6 +63,40 @@ def inspect(argv: list[str]) -> int:
 
 
 @command
+def download(argv: list[str]) -> int:
+    """Fetch the public ACDC / MSCMRseg / MyoPS-scribble files into a data root, each checked by its SHA-256.
+
+    Exit status: 0; 1 after an error or a problem ``inspect`` finds in the result; 2 when the terms are refused.
+    """
+    from .data import download as dl
+
+    entries = dl.read_registry()
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} download", description=_summary(download), formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"sources:\n{dl.sources_text(entries)}\n\nterms:\n{dl.terms_text(dl.DATASETS)}",
+    )
+    parser.add_argument("datasets", nargs="+", choices=[*dl.DATASETS, "all"], help="what to fetch (all: every one)")
+    parser.add_argument("--out", type=Path, required=True, help="data root to fill (created if absent)")
+    parser.add_argument("--accept-terms", action="store_true", help="accept the terms below without being asked")
+    parser.add_argument("--base-url", default=dl.DEFAULT_BASE_URL, help="where to fetch from, as URL/REPOSITORY/COMMIT/"
+                        f"PATH: a mirror, or a file:// folder (default: {dl.DEFAULT_BASE_URL})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    chosen = dl.select(entries, args.datasets)
+    datasets = sorted({e.dataset for e in chosen})
+    print(f"Terms of the data to download:\n{dl.terms_text(datasets)}")
+    if not dl.accept_terms(args.accept_terms):
+        print(f"{PROG} download: error: the terms above were not accepted (pass --accept-terms)", file=sys.stderr)
+        return 2
+    counts = dl.download(chosen, args.out, args.base_url, progress=not args.quiet)
+    print(f"{args.out}: {len(chosen)} files verified by SHA-256: {counts['present']} already there, {counts['fetched']}"
+          f" fetched, {counts['refetched']} fetched again (corrupted); {counts['bytes'] / 1e6:.1f} MB downloaded")
+    lines, n_problems = dl.inspect_summary(args.out, datasets)
+    print("\n".join(lines))
+    return 1 if n_problems else 0
+
+
+@command
 def train(argv: list[str]) -> int:
     """Train a method (ModelMix, its ablations, baselines) on one or more tasks; writes a run directory."""
     from .train_command import main_train
