@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,25 @@ def resolve_data_root(data_root: str | Path | None, profile: str, seed: int = 0)
     preset = "smoke" if resolve_profile(profile) == "smoke" else "default"
     root = phantom_dir(preset, seed)
     return ensure_phantom(root, preset, seed)
+
+
+REAL_DATA_ENV = "MODELMIX_REAL_DATA"
+"""Environment variable naming a data root of the public releases (``download``), which notebook 01 shows."""
+
+
+def real_data_root() -> Path | None:
+    """The real data root named by :data:`REAL_DATA_ENV` when it holds a dataset, else None (the book then shows
+    the phantom only, and says so)."""
+    value = os.environ.get(REAL_DATA_ENV)
+    return Path(value) if value and available_tasks(value) else None
+
+
+def real_data_note(root: Path | None) -> str:
+    """A sentence for the page: which real data it shows, or that this build had none."""
+    if root is None:
+        return (f"This build had no real data (`{REAL_DATA_ENV}` unset, or its download failed), so the page shows "
+                "the phantom only; set it to a data root that `download` filled to see the patients here.")
+    return f"Below, one validation case of each public dataset in `{display_path(root)}`, drawn as the phantom above."
 
 
 def with_label_and_scribble(cases: Sequence[Any]) -> list[Any]:

@@ -44,7 +44,8 @@ if "google.colab" in sys.modules and not os.path.isdir("/content/modelmix_lite")
                     "/content/modelmix_lite"], check=True)
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     subprocess.run([*pip, "--no-deps", "-e", "/content/modelmix_lite"], check=True)
-    subprocess.run([*pip, "nibabel>=5.0", "seaborn>=0.13", "scikit-image>=0.21", "tqdm", "pyyaml"], check=True)
+    subprocess.run([*pip, "nibabel>=5.0", "seaborn>=0.13", "scikit-image>=0.21", "tqdm", "pyyaml", "pooch>=1.8"],
+                   check=True)
 if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/modelmix_lite")  # the editable install is seen from the next restart on
     os.chdir("/content/modelmix_lite/notebooks")  # paths such as results_dir="../results" resolve as in the book
@@ -269,6 +270,21 @@ for task, dataset in datasets.items():
     viz.network_inputs(dataset)
     plt.show()
 tutorial.glue("n_slices", sum(len(dataset) for dataset in datasets.values()))
+
+# %% [markdown]
+# ## Real patients
+#
+# The public releases read the same way: `python -m modelmix_lite download all --out data/real --accept-terms`
+# fetches ACDC, MSCMRseg and the MyoPS scribbles (each file checked against its SHA-256), then runs `inspect`.
+# {glue:md}`real_data_note`
+
+# %%
+real_root = tutorial.real_data_root()
+tutorial.glue("real_data_note", Markdown(tutorial.real_data_note(real_root)))
+if real_root is not None:
+    viz.dataset_overview({task: load_split(task, real_root, "val")[0] for task in tutorial.available_tasks(real_root)
+                          if task != "myops"})  # no MyoPS image is public
+    plt.show()
 
 # %% [markdown]
 # ## Summary

@@ -59,7 +59,8 @@ if "google.colab" in sys.modules and not os.path.isdir("/content/modelmix_lite")
                     "/content/modelmix_lite"], check=True)
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     subprocess.run([*pip, "--no-deps", "-e", "/content/modelmix_lite"], check=True)
-    subprocess.run([*pip, "nibabel>=5.0", "seaborn>=0.13", "scikit-image>=0.21", "tqdm", "pyyaml"], check=True)
+    subprocess.run([*pip, "nibabel>=5.0", "seaborn>=0.13", "scikit-image>=0.21", "tqdm", "pyyaml", "pooch>=1.8"],
+                   check=True)
 if "google.colab" in sys.modules:
     sys.path.insert(0, "/content/modelmix_lite")  # the editable install is seen from the next restart on
     os.chdir("/content/modelmix_lite/notebooks")  # paths such as results_dir="../results" resolve as in the book

@@ -275,3 +275,13 @@ def test_display_path_is_relative_to_the_repository() -> None:
     assert tutorial.display_path(tutorial.REPO_ROOT / "data" / "phantom") == os.path.join("data", "phantom")
     assert tutorial.display_path(tutorial.REPO_ROOT.parent / "shared") == os.path.join("..", "shared")
     assert not tutorial.display_path("/tmp/x").startswith("/")
+
+
+def test_real_data_root_comes_from_the_environment(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(tutorial.REAL_DATA_ENV, raising=False)
+    assert tutorial.real_data_root() is None and "no real data" in tutorial.real_data_note(None)
+    monkeypatch.setenv(tutorial.REAL_DATA_ENV, str(tmp_path))
+    assert tutorial.real_data_root() is None  # a folder without a dataset is not real data
+    (tmp_path / "MSCMR_dataset").mkdir()
+    assert tutorial.real_data_root() == tmp_path
+    assert "one validation case of each public dataset" in tutorial.real_data_note(tmp_path)
