@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import fnmatch
 import gzip
+import importlib.util
 import json
 import os
 import re
@@ -12,6 +14,7 @@ import sys
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
+from types import SimpleNamespace
 
 import jupytext
 import pytest
@@ -129,16 +132,88 @@ def test_book_config() -> None:
     assert (REPO_ROOT / "references.bib").is_file()
 
 
-def test_api_page_documents_every_module() -> None:
-    documented = re.findall(r"^\.\. automodule:: (\S+)$", (REPO_ROOT / "book" / "api.md").read_text(), re.M)
+def _package_modules() -> set[str]:
+    """Every module and subpackage of modelmix_lite (``__main__`` and the top package itself aside)."""
     package = REPO_ROOT / "modelmix_lite"
-    modules = [
-        "modelmix_lite." + ".".join(path.relative_to(package).with_suffix("").parts)
-        for path in package.rglob("*.py")
-        if path.name not in ("__init__.py", "__main__.py")
-    ]
-    assert set(modules) - set(documented) == set(), "add these modules to book/api.md"
-    assert set(documented) - set(modules) == set(), "book/api.md documents modules that do not exist"
+    names = set()
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts and parts[-1] != "__main__":
+            names.add(".".join(("modelmix_lite", *parts)))
+    return names
+
+
+def _apidoc_tweaks():
+    """book/_ext/apidoc_tweaks.py, the book's local Sphinx extension, imported as a module."""
+    path = REPO_ROOT / "book" / "_ext" / "apidoc_tweaks.py"
+    spec = importlib.util.spec_from_file_location("apidoc_tweaks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_api_reference_has_a_page_for_every_module(tmp_path: Path) -> None:
+    # What the book build generates from book/api.md (autosummary, :recursive: through the packages, with the
+    # book's module template), generated here by sphinx-autogen: one page per module, none missing, none stale.
+    api = (REPO_ROOT / "book" / "api.md").read_text()
+    assert not re.search(r"^\s+modelmix_lite\s*$", api, re.M), "recursing into modelmix_lite would import __main__"
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx.ext.autosummary.generate", "-o", str(tmp_path), "-t", "book/_templates", "book/api.md"],
+        cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "failed to import" not in result.stdout + result.stderr, result.stdout + result.stderr
+    pages = {path.stem for path in tmp_path.glob("*.rst")}
+    modules = _package_modules()
+    assert modules - pages == set(), "add these modules to a group of book/api.md (or put them in a listed package)"
+    assert pages - modules == set(), "book/api.md lists modules that do not exist"
+    for page in pages:
+        text = (tmp_path / f"{page}.rst").read_text()
+        assert re.search(rf"^\.\. automodule:: {re.escape(page)}$", text, re.M), page
+
+
+def test_api_reference_pages_are_built() -> None:
+    # The generated pages live in book/api/ (the :toctree: of book/api.md), are not committed, and stay in the
+    # build although _toc.yml does not list them (only_build_toc_files excludes every other source file).
+    config = _load_yaml("_config.yml")
+    sphinx = config["sphinx"]
+    tweaks = _apidoc_tweaks()
+    assert sphinx["local_extensions"] == {"apidoc_tweaks": "book/_ext"}
+    assert "sphinx.ext.autosummary" in sphinx["extra_extensions"]
+    assert sphinx["config"]["autosummary_generate"] is True
+    assert sphinx["config"]["templates_path"] == ["book/_templates"]
+    assert (REPO_ROOT / "book/_templates/autosummary/module.rst").is_file()
+    toctrees = set(re.findall(r"^\s+:toctree:\s*(\S+)\s*$", (REPO_ROOT / "book" / "api.md").read_text(), re.M))
+    assert {f"book/{folder}" for folder in toctrees} == {tweaks.GENERATED_DIR}
+    assert f"/{tweaks.GENERATED_DIR}/" in (REPO_ROOT / ".gitignore").read_text().splitlines()
+    page = f"{tweaks.GENERATED_DIR}/modelmix_lite.data.tasks.rst"
+    stale = f"{tweaks.GENERATED_DIR}/modelmix_lite.no_such_module.rst"
+    assert not any(fnmatch.fnmatch(page, pattern) for pattern in config["exclude_patterns"])
+    # What sphinx-external-toc leaves in exclude_patterns, and what apidoc_tweaks makes of it.
+    sphinx_config = SimpleNamespace(exclude_patterns=[*config["exclude_patterns"], page, stale, "book/other.md"])
+    tweaks.keep_generated_pages(None, sphinx_config)
+    assert sphinx_config.exclude_patterns == [*config["exclude_patterns"], stale, "book/other.md"]
+
+
+def test_api_reference_settings() -> None:
+    config = _load_yaml("_config.yml")
+    sphinx = config["sphinx"]["config"]
+    # Types in the description of documented parameters only: a dataclass's fields are its documented
+    # Attributes, not also an undocumented "Parameters" list.
+    assert sphinx["autodoc_typehints"] == "description"
+    assert sphinx["autodoc_typehints_description_target"] == "documented"
+    assert re.fullmatch(r"20\d\d, the modelmix_lite authors", config["copyright"])
+    # A constant's value is printed only when short: TABLES prints thousands of characters.
+    from modelmix_lite.data.tasks import UNANNOTATED
+    from modelmix_lite.reproduce.specs import TABLES
+
+    tweaks = _apidoc_tweaks()
+    assert tweaks.value_too_long(TABLES)
+    assert not tweaks.value_too_long(UNANNOTATED)
+    assert tweaks.value_too_long("x" * (tweaks.MAX_VALUE_CHARS + 1))
+    assert not tweaks.value_too_long("x" * (tweaks.MAX_VALUE_CHARS - 2))  # its repr adds two quotes
 
 
 # --- notebooks -------------------------------------------------------------------------------------------
