@@ -22,11 +22,12 @@ def test_format_cell_digits():
     assert format_cell(2 / 3, digits=1) == "0.7" and format_cell(0.04, digits=1) == "4.0e-02"
 
 
-def test_show_table_captions_hides_the_index_and_never_prints_nan():
+def test_show_table_captions_can_hide_the_index_and_never_prints_nan():
     frame = pd.DataFrame({"dice": [0.51234, np.nan], "p_value": [1.1e-15, 0.2]}, index=["#1", "#4"])
-    page = show_table(frame, "Dice on MSCMRseg.").data
+    page = show_table(frame, "Dice on MSCMRseg.", index=False).data
     assert page.startswith(f'<div class="{TABLE_CLASS}">') and page.endswith("</div>")
     assert "<caption>Dice on MSCMRseg.</caption>" in page
     assert ">0.512<" in page and f">{MISSING}<" in page and ">1.1e-15<" in page and ">0.200<" in page
     assert "nan" not in page.lower() and "#4" not in page  # the index is hidden
-    assert "#4" in show_table(frame, "with its index", index=True).data
+    assert "#4" in show_table(frame, "a meaningful index is shown by default").data
+    assert ">0<" not in show_table(frame.reset_index(drop=True), "a 0, 1, 2 range is not").data
