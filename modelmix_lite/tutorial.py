@@ -41,6 +41,16 @@ def expected_runtime(notebook: str, timings: Path = BOOK_TIMINGS) -> str:
             "seconds; gpu profile: not measured yet.")
 
 
+def state_runtime(notebook: str) -> str:
+    """Print :func:`expected_runtime` for Colab and Jupyter and glue it as ``runtime`` for the book's page."""
+    from IPython.display import Markdown
+
+    line = expected_runtime(notebook)
+    glue("runtime", Markdown(f"*{line}*"))
+    print(line)
+    return line
+
+
 def resolve_profile(profile: str | None) -> str:
     """Return the run profile: ``None``/``"auto"`` -> ``"gpu"`` when CUDA is available, else ``"cpu"``.
 

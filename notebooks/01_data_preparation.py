@@ -56,15 +56,13 @@ data_root = None   # None -> the synthetic phantom; or a folder with ACDC_datase
 seed = 0
 
 # %%
-from IPython.display import Markdown
+from modelmix_lite.tutorial import state_runtime
 
-from modelmix_lite.tutorial import expected_runtime, glue
-
-glue("runtime", Markdown(f"*{expected_runtime('01_data_preparation')}*"))
-print(expected_runtime('01_data_preparation'))
+state_runtime('01_data_preparation')
 
 # %%
 import matplotlib.pyplot as plt
+from IPython.display import Markdown
 
 from modelmix_lite.data.scribbles import scribble_stats_frame
 from modelmix_lite import tutorial, viz

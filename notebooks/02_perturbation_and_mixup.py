@@ -64,12 +64,9 @@ width = 16  # channels of the first UNet block (the paper: 64)
 n_dropout_samples = 8  # stochastic forward passes in the dropout section
 
 # %%
-from IPython.display import Markdown
+from modelmix_lite.tutorial import state_runtime
 
-from modelmix_lite.tutorial import expected_runtime, glue
-
-glue("runtime", Markdown(f"*{expected_runtime('02_perturbation_and_mixup')}*"))
-print(expected_runtime('02_perturbation_and_mixup'))
+state_runtime('02_perturbation_and_mixup')
 
 # %%
 import numpy as np

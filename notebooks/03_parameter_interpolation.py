@@ -68,12 +68,9 @@ batch_size = 2  # slices in the batch the models are probed with
 n_draws = 4000  # λ draws per Beta(α, α) in the sampling section
 
 # %%
-from IPython.display import Markdown
+from modelmix_lite.tutorial import state_runtime
 
-from modelmix_lite.tutorial import expected_runtime, glue
-
-glue("runtime", Markdown(f"*{expected_runtime('03_parameter_interpolation')}*"))
-print(expected_runtime('03_parameter_interpolation'))
+state_runtime('03_parameter_interpolation')
 
 # %%
 import dataclasses

@@ -64,12 +64,9 @@ seed = 0
 steps = None  # optimizer steps of the ModelMix run; None: the profile's, the run notebook 05 then reuses
 
 # %%
-from IPython.display import Markdown
+from modelmix_lite.tutorial import state_runtime
 
-from modelmix_lite.tutorial import expected_runtime, glue
-
-glue("runtime", Markdown(f"*{expected_runtime('04_vicinal_losses')}*"))
-print(expected_runtime('04_vicinal_losses'))
+state_runtime('04_vicinal_losses')
 
 # %%
 import numpy as np

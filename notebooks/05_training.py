@@ -74,12 +74,9 @@ eval_split = "test"  # the real MyoPS test labels are withheld by the organisers
 retrain = False  # True: train again even when a finished run of the same config and data exists
 
 # %%
-from IPython.display import Markdown
+from modelmix_lite.tutorial import state_runtime
 
-from modelmix_lite.tutorial import expected_runtime, glue
-
-glue("runtime", Markdown(f"*{expected_runtime('05_training')}*"))
-print(expected_runtime('05_training'))
+state_runtime('05_training')
 
 # %%
 import json

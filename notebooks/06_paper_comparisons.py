@@ -67,12 +67,9 @@ tables = "1,2,3"   # which paper tables
 real_profile = "cpu_long"   # the recorded real-data sweep of §7: <results_dir>/<real_profile>-real/
 
 # %%
-from IPython.display import Markdown
+from modelmix_lite.tutorial import state_runtime
 
-from modelmix_lite.tutorial import expected_runtime, glue
-
-glue("runtime", Markdown(f"*{expected_runtime('06_paper_comparisons')}*"))
-print(expected_runtime('06_paper_comparisons'))
+state_runtime('06_paper_comparisons')
 
 # %%
 import pandas as pd

@@ -267,6 +267,7 @@ def test_expected_runtime_reports_the_recorded_book_timing(tmp_path: Path) -> No
     assert "cpu profile about 9 min" in line and "abc1234" in line and "a test machine" in line
     assert tutorial.expected_runtime("05_y", tmp_path / "timings.json").startswith("Expected runtime: not recorded")
     assert tutorial.expected_runtime("04_x", tmp_path / "absent.json").startswith("Expected runtime: not recorded")
+    assert tutorial.state_runtime("03_parameter_interpolation") == tutorial.expected_runtime("03_parameter_interpolation")
     committed = json.loads(tutorial.BOOK_TIMINGS.read_text())["runs"][0]["notebooks_s"]
     assert {p.stem for p in (tutorial.REPO_ROOT / "notebooks").glob("0*.py")} == set(committed)
 
